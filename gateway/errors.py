@@ -1,0 +1,47 @@
+"""One error tree. The worker decides retry vs dead-letter from ``retryable`` alone."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    retryable: bool = False
+
+
+class ConfigError(GatewayError):
+    """The configuration is wrong; the message names the key."""
+
+
+class AuthError(GatewayError):
+    """A caller or provider could not prove who it is (bad token, bad signature)."""
+
+
+class PayloadError(GatewayError):
+    """A payload that will never parse, however often we try."""
+
+
+class UnknownChannel(GatewayError):
+    """An inbox row names a channel this gateway does not have."""
+
+
+class TransientError(GatewayError):
+    """Worth trying again later: a provider down, a lock timeout, a network blip."""
+
+    retryable = True
+
+
+class StoreUnavailable(TransientError):
+    """The database could not be reached or could not commit."""
+
+
+class ProviderError(TransientError):
+    """A provider's API refused or failed a call we will retry (5xx, timeout)."""
+
+
+class ProviderRejected(GatewayError):
+    """A provider's API refused a call for good (4xx other than 429)."""
+
+
+class IgnoredMessage(GatewayError):
+    """Not a citizen's message (a bounce, a receipt): kept in the inbox, marked ignored."""
