@@ -1,0 +1,166 @@
+"""Jasmin: SMS from an operator's SMSC through Jasmin's HTTP MO connector.
+
+Jasmin calls ``/webhooks/jasmin?secret=…`` (POST form, or GET when the
+connector says so) with ``id, from, to, origin-connector, priority, coding,
+validity, content, binary``. ``content`` is the raw octets squeezed into a
+string and is wrong for anything but Latin text, so the text is decoded from
+``binary`` (hex) by ``coding``. Jasmin re-sends until the body is exactly
+``ACK/Jasmin``, which is answered only after the commit. Replies go out
+through Jasmin's HTTP ``/send``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr, model_validator
+
+from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.sms_http import (
+    Form,
+    accept_or_none,
+    call_provider,
+    check_secret,
+    decode_data_coding,
+    fallback_external_id,
+    is_gsm7,
+    parse_int,
+    request_form,
+    sms_message,
+)
+from gateway.errors import AuthError, IgnoredMessage, PayloadError
+from normalizer.types import ChannelMessage
+
+PROVIDER = "jasmin"
+WEBHOOK_PATH = "/webhooks/jasmin"
+ACK = b"ACK/Jasmin"
+CODING_UCS2 = 8
+# Jasmin's /send answers ``Success "<message uuid>"``.
+_SUCCESS = re.compile(r'^Success\s+"([^"]+)"')
+
+REJECTED = "jasmin.rejected"
+
+log = structlog.get_logger(__name__)
+
+
+class JasminSettings(ChannelSettings):
+    secret: SecretStr = SecretStr("")
+    send_url: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> JasminSettings:
+        if self.enabled and not self.secret.get_secret_value():
+            raise ValueError("channels.jasmin.secret is empty — set it (e.g. secret: ${JASMIN_SECRET})")
+        return self
+
+
+def _is_receipt(form: Form) -> bool:
+    # A DLR posted to the MO URL carries message_status and no message text.
+    return "message_status" in form and "content" not in form and "binary" not in form
+
+
+def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
+    form = Form.parse(raw)
+    message_id = form.get("id") or fallback_external_id(form, "from", "to", "binary", "content")
+    return f"{message_id}:{form.get('message_status')}" if _is_receipt(form) else message_id
+
+
+def message_bytes(form: Form) -> bytes:
+    """The short message's octets: from the hex ``binary`` when present, else ``content`` as sent."""
+    binary = form.get("binary")
+    if binary:
+        try:
+            return bytes.fromhex(binary.strip())
+        except ValueError as exc:
+            raise PayloadError("jasmin: binary is not hex") from exc
+    return form.get_bytes("content") or b""
+
+
+def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
+    form = Form.parse(raw)
+    if _is_receipt(form):
+        raise IgnoredMessage(f"jasmin delivery receipt ({form.get('message_status')})")
+    sender = form.get("from")
+    if not sender:
+        raise PayloadError("jasmin: request has no from")
+    text = decode_data_coding(message_bytes(form), parse_int(form.get("coding")) or 0)
+    return [
+        sms_message(
+            provider=PROVIDER,
+            external_id=external_id(raw, meta),
+            sender=sender,
+            text=text,
+            our_number=form.get("to"),
+        )
+    ]
+
+
+def send_form(reply: Reply, settings: JasminSettings) -> dict[str, str]:
+    """The /send parameters: plain ``content`` when GSM-7 fits, else UCS-2 as ``hex-content`` with coding 8."""
+    form = {
+        "username": settings.username,
+        "password": settings.password.get_secret_value(),
+        "to": reply.to,
+    }
+    our_number = reply.extra.get("our_number")
+    if our_number:
+        form["from"] = str(our_number)
+    if is_gsm7(reply.text):
+        form["content"] = reply.text
+    else:
+        form["coding"] = str(CODING_UCS2)
+        form["hex-content"] = reply.text.encode("utf-16-be").hex()
+    return form
+
+
+async def send(reply: Reply, settings: JasminSettings, client: httpx.AsyncClient) -> Sent:
+    response = await call_provider(
+        client, "POST", settings.send_url, provider=PROVIDER, data=send_form(reply, settings)
+    )
+    match = _SUCCESS.match(response.text.strip())
+    return Sent(provider_message_id=match.group(1) if match else None)
+
+
+def router(settings: JasminSettings, ctx: ChannelContext) -> APIRouter:
+    api = APIRouter()
+
+    @api.api_route(WEBHOOK_PATH, methods=["GET", "POST"], response_class=Response)
+    async def jasmin_webhook(request: Request) -> Response:
+        body = await request.body() if request.method == "POST" else b""
+        form, raw = request_form(request.scope["query_string"], body, "secret")
+        try:
+            check_secret(form.get_bytes("secret"), settings.secret)
+        except AuthError as exc:
+            log.warning(REJECTED, reason=str(exc))
+            return Response(status_code=403)
+        item = InboxItem(
+            channel="sms",
+            provider=PROVIDER,
+            external_id=external_id(raw, {}),
+            raw=raw,
+            ignored_reason="delivery receipt" if _is_receipt(form) else None,
+        )
+        if await accept_or_none(ctx, item) is None:
+            # Anything but ACK/Jasmin makes Jasmin deliver again later.
+            return Response(status_code=503, content=b"store unavailable", media_type="text/plain")
+        return Response(content=ACK, media_type="text/plain")
+
+    return api
+
+
+ADAPTER = ChannelAdapter(
+    name="jasmin",
+    provider=PROVIDER,
+    settings=JasminSettings,
+    parse=parse,
+    external_id=external_id,
+    send=send,
+    router=router,
+)

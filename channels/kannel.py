@@ -1,0 +1,154 @@
+"""Kannel: SMS from an operator's SMSC through Kannel's smsbox.
+
+An smsbox ``sms-service`` calls ``/webhooks/kannel`` once per MO message with
+``secret, id=%I, from=%p, to=%P, ts=%T, coding=%c, charset=%C, text=%a``.
+With ``coding=2`` the text is UTF-16BE octets behind the percent escapes, so
+the form is decoded to bytes first and the text by its charset afterwards.
+Kannel takes any HTTP answer as "delivered" and would text a non-empty body
+back to the citizen: the answer is an empty 200, given after the commit.
+Replies go out through Kannel's ``sendsms`` HTTP interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import structlog
+from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr, model_validator
+
+from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.sms_http import (
+    Form,
+    accept_or_none,
+    call_provider,
+    check_secret,
+    decode_with_charset,
+    fallback_external_id,
+    is_gsm7,
+    parse_int,
+    request_form,
+    sms_message,
+)
+from gateway.errors import AuthError, PayloadError
+from normalizer.types import ChannelMessage
+
+PROVIDER = "kannel"
+WEBHOOK_PATH = "/webhooks/kannel"
+# Kannel's message coding (%c): 0 = 7-bit text, 1 = 8-bit data, 2 = UCS-2.
+CODING_8BIT = 1
+CODING_UCS2 = 2
+
+REJECTED = "kannel.rejected"
+
+log = structlog.get_logger(__name__)
+
+
+class KannelSettings(ChannelSettings):
+    secret: SecretStr = SecretStr("")
+    sendsms_url: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> KannelSettings:
+        if self.enabled and not self.secret.get_secret_value():
+            raise ValueError("channels.kannel.secret is empty — set it (e.g. secret: ${KANNEL_SECRET})")
+        return self
+
+
+def decode_text(data: bytes, coding: int | None, charset: str | None) -> str:
+    """The message text from its octets: by the declared charset, else by the coding; never assumed UTF-8."""
+    if charset:
+        decoded = decode_with_charset(data, charset)
+        if decoded is not None:
+            return decoded
+    if coding == CODING_UCS2:
+        return data.decode("utf-16-be", errors="replace")
+    if coding == CODING_8BIT:
+        return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
+    form = Form.parse(raw)
+    return form.get("id") or fallback_external_id(form, "from", "to", "ts", "text")
+
+
+def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
+    form = Form.parse(raw)
+    sender = form.get("from")
+    if not sender:
+        raise PayloadError("kannel: request has no from (%p)")
+    text = decode_text(form.get_bytes("text") or b"", parse_int(form.get("coding")), form.get("charset"))
+    return [
+        sms_message(
+            provider=PROVIDER,
+            external_id=external_id(raw, meta),
+            sender=sender,
+            text=text,
+            our_number=form.get("to"),
+        )
+    ]
+
+
+def sendsms_query(reply: Reply, settings: KannelSettings) -> str:
+    """The sendsms query: UTF-8 text when GSM-7 fits, else ``coding=2`` with UTF-16BE octets."""
+    pairs: list[tuple[str, str | bytes]] = [
+        ("username", settings.username),
+        ("password", settings.password.get_secret_value()),
+        ("to", reply.to),
+    ]
+    our_number = reply.extra.get("our_number")
+    if our_number:
+        pairs.append(("from", str(our_number)))
+    if is_gsm7(reply.text):
+        pairs += [("charset", "UTF-8"), ("text", reply.text.encode("utf-8"))]
+    else:
+        pairs += [("coding", str(CODING_UCS2)), ("charset", "UTF-16BE"), ("text", reply.text.encode("utf-16-be"))]
+    return urlencode(pairs)
+
+
+async def send(reply: Reply, settings: KannelSettings, client: httpx.AsyncClient) -> Sent:
+    separator = "&" if "?" in settings.sendsms_url else "?"
+    url = settings.sendsms_url + separator + sendsms_query(reply, settings)
+    await call_provider(client, "GET", url, provider=PROVIDER)
+    return Sent()  # sendsms answers "0: Accepted for delivery" and no message id
+
+
+def router(settings: KannelSettings, ctx: ChannelContext) -> APIRouter:
+    api = APIRouter()
+
+    @api.api_route(WEBHOOK_PATH, methods=["GET", "POST"], response_class=Response)
+    async def kannel_webhook(request: Request) -> Response:
+        body = await request.body() if request.method == "POST" else b""
+        form, raw = request_form(request.scope["query_string"], body, "secret")
+        try:
+            check_secret(form.get_bytes("secret"), settings.secret)
+        except AuthError as exc:
+            log.warning(REJECTED, reason=str(exc))
+            return Response(status_code=403)
+        item = InboxItem(channel="sms", provider=PROVIDER, external_id=external_id(raw, {}), raw=raw)
+        if await accept_or_none(ctx, item) is None:
+            return Response(status_code=503)
+        # Empty on purpose: a body would be texted back to the citizen.
+        return Response(status_code=200)
+
+    return api
+
+
+ADAPTER = ChannelAdapter(
+    name="kannel",
+    provider=PROVIDER,
+    settings=KannelSettings,
+    parse=parse,
+    external_id=external_id,
+    send=send,
+    router=router,
+)

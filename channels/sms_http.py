@@ -1,0 +1,250 @@
+"""What the HTTP SMS gateways (Twilio, Kannel, Jasmin) have in common.
+
+Form bodies decoded to *bytes* (Kannel and Jasmin put UTF-16BE or Latin-1
+octets behind the percent escapes, so a form must never be read as UTF-8 up
+front), SMS alphabets (GSM 03.38, UCS-2), the shared-secret check, and the
+mapping of a provider API's answer onto the error tree.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator
+from urllib.parse import unquote_to_bytes
+
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from channels.base import Accepted, ChannelContext, InboxItem
+from gateway.errors import AuthError, ProviderError, ProviderRejected
+from normalizer.phone import to_e164
+from normalizer.types import ChannelMessage
+
+log = structlog.get_logger(__name__)
+
+ACCEPT_FAILED = "sms_http.accept_failed"
+
+# GSM 03.38 default alphabet, indexed by septet value; 0x1B escapes into the extension table.
+GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_ESCAPE = 0x1B
+GSM_EXTENSION = {
+    0x0A: "\f",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
+_GSM_CHARS = frozenset(GSM_BASIC.replace("\x1b", "")) | frozenset(GSM_EXTENSION.values())
+
+assert len(GSM_BASIC) == 128, "the GSM 03.38 table has 128 septets"
+
+
+class Form:
+    """An ``application/x-www-form-urlencoded`` payload, values kept as bytes.
+
+    The first occurrence of a name wins; ``getall`` serves Twilio's
+    ``RequestValidator``, which signs every value of a repeated name.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, bytes]]) -> None:
+        self.pairs = list(pairs)
+        self._first: dict[str, bytes] = {}
+        for name, value in self.pairs:
+            self._first.setdefault(name, value)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Form:
+        return cls(_split_pairs(raw))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def get_bytes(self, name: str) -> bytes | None:
+        return self._first.get(name)
+
+    def get(self, name: str, encoding: str = "utf-8") -> str | None:
+        """A value as text; names and addresses are ASCII in practice, so a bad byte is replaced, not fatal."""
+        value = self._first.get(name)
+        return None if value is None else value.decode(encoding, errors="replace")
+
+    def getall(self, name: str) -> list[str]:
+        return [value.decode("utf-8", errors="replace") for key, value in self.pairs if key == name]
+
+
+def _split_pairs(raw: bytes) -> list[tuple[str, bytes]]:
+    pairs: list[tuple[str, bytes]] = []
+    for chunk in raw.split(b"&"):
+        if not chunk:
+            continue
+        name, _, value = chunk.partition(b"=")
+        key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", errors="replace")
+        pairs.append((key, unquote_to_bytes(value.replace(b"+", b" "))))
+    return pairs
+
+
+def join_forms(*parts: bytes) -> bytes:
+    """Query string and body as one form (Kannel and Jasmin may send either)."""
+    return b"&".join(part for part in parts if part)
+
+
+def without_param(raw: bytes, name: str) -> bytes:
+    """The form with every ``name=`` pair dropped and the rest byte-for-byte intact (no secrets in the inbox)."""
+    key = name.encode("ascii")
+    kept = [chunk for chunk in raw.split(b"&") if chunk and unquote_to_bytes(chunk.partition(b"=")[0]) != key]
+    return b"&".join(kept)
+
+
+def check_secret(given: bytes | None, expected: SecretStr) -> None:
+    """Constant-time comparison of a shared secret; an unset secret accepts nobody."""
+    wanted = expected.get_secret_value().encode("utf-8")
+    if not wanted or given is None or not hmac.compare_digest(given, wanted):
+        raise AuthError("wrong or missing secret")
+
+
+def fallback_external_id(form: Form, *names: str) -> str:
+    """A stable id for a message whose gateway sent none: the same delivery hashes the same."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(form.get_bytes(name) or b"")
+        digest.update(b"\x00")
+    return "sha256:" + digest.hexdigest()
+
+
+def is_gsm7(text: str) -> bool:
+    """True when the text fits the GSM 03.38 default alphabet (with its extension table)."""
+    return all(char in _GSM_CHARS for char in text)
+
+
+def decode_gsm7(data: bytes) -> str:
+    """GSM 03.38 septets, one per octet (unpacked, as SMPP and Jasmin carry them)."""
+    chars: list[str] = []
+    escaped = False
+    for octet in data:
+        if escaped:
+            # An unknown escape shows the base character, as handsets do.
+            chars.append(GSM_EXTENSION.get(octet, GSM_BASIC[octet & 0x7F]))
+            escaped = False
+        elif octet == GSM_ESCAPE:
+            escaped = True
+        elif octet < 0x80:
+            chars.append(GSM_BASIC[octet])
+        else:
+            chars.append("\ufffd")
+    return "".join(chars)
+
+
+# Labels SMS gateways use that Python spells differently, or that lie.
+_CHARSET_ALIASES = {
+    "ucs-2": "utf-16-be",
+    "ucs2": "utf-16-be",
+    "utf-16": "utf-16-be",  # SMS payloads carry no BOM; network order is big-endian
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "windows-1252": "cp1252",
+}
+
+
+def decode_with_charset(data: bytes, charset: str) -> str | None:
+    """Bytes by their declared charset; None when Python knows no such charset."""
+    label = charset.strip().lower()
+    name = _CHARSET_ALIASES.get(label, label)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return None
+    return data.decode(name, errors="replace")
+
+
+def decode_data_coding(data: bytes, coding: int) -> str:
+    """Bytes by SMPP ``data_coding``: 0 GSM 03.38, 1 IA5/ASCII, 3 Latin-1, 8 UCS-2; others as Latin-1."""
+    if coding == 0:
+        return decode_gsm7(data)
+    if coding == 1:
+        return data.decode("ascii", errors="replace")
+    if coding == 8:
+        return data.decode("utf-16-be", errors="replace")
+    return data.decode("latin-1")
+
+
+def parse_int(value: str | None) -> int | None:
+    if value is None or not value.strip().lstrip("-").isdigit():
+        return None
+    return int(value.strip())
+
+
+def sms_message(
+    *,
+    provider: str,
+    external_id: str,
+    sender: str | None,
+    text: str,
+    our_number: str | None,
+) -> ChannelMessage:
+    """The ChannelMessage every plain SMS becomes; replies go to the sender in E.164 when it is a phone."""
+    phone = to_e164(sender)
+    extra: dict[str, str] = {"our_number": our_number} if our_number else {}
+    return ChannelMessage(
+        channel="sms",
+        provider=provider,
+        external_id=external_id,
+        text=text,
+        sender_phone=phone or sender,
+        reply_to=phone,
+        extra=extra,
+    )
+
+
+async def call_provider(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    **kwargs: object,
+) -> httpx.Response:
+    """One API call with the error tree applied: 5xx, 429 and network failures retry, other 4xx do not."""
+    try:
+        response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"{provider}: {type(exc).__name__} calling the API") from exc
+    raise_for_status(response, provider)
+    return response
+
+
+def raise_for_status(response: httpx.Response, provider: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = response.text[:200].strip()
+    if status >= 500 or status == 429:
+        raise ProviderError(f"{provider}: API answered {status} {detail}")
+    raise ProviderRejected(f"{provider}: API answered {status} {detail}")
+
+
+def request_form(query: bytes, body: bytes, secret_name: str) -> tuple[Form, bytes]:
+    """The form a gateway sent (query string and body together) and the bytes to keep: the same, minus the secret."""
+    combined = join_forms(query, body)
+    return Form.parse(combined), without_param(combined, secret_name)
+
+
+async def accept_or_none(ctx: ChannelContext, item: InboxItem) -> Accepted | None:
+    """Hand an item to the inbox; None when it could not be stored, so the edge answers "try again"."""
+    try:
+        return await ctx.accept(item)
+    except Exception:  # the edge's last line: any failure to store means "not accepted"
+        log.exception(ACCEPT_FAILED, provider=item.provider)
+        return None

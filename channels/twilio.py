@@ -1,0 +1,256 @@
+"""Twilio: SMS and WhatsApp through Twilio's Programmable Messaging.
+
+Twilio POSTs a form to ``/webhooks/twilio`` signed with ``X-Twilio-Signature``
+(HMAC-SHA1 of the URL Twilio called plus the sorted form fields, keyed with the
+auth token). Behind a proxy that URL is ``http.public_url``, not what the
+gateway sees, so the signature is checked against the public URL. Replies go
+out through the REST API (``api_base`` lets tests point it at a local server).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr, model_validator
+from twilio.request_validator import RequestValidator
+
+from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Receipt, Reply, Sent
+from channels.sms_http import Form, accept_or_none, call_provider, sms_message
+from gateway.errors import AuthError, IgnoredMessage, PayloadError, ProviderRejected
+from normalizer.phone import to_e164
+from normalizer.types import Attachment, ChannelMessage, Location
+
+PROVIDER = "twilio"
+WEBHOOK_PATH = "/webhooks/twilio"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+WHATSAPP_PREFIX = "whatsapp:"
+MAX_MEDIA = 10  # Twilio attaches at most ten media items to one message
+# "Nothing to say right now": the acknowledgement goes out later through the outbox.
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+REJECTED = "twilio.rejected"
+MEDIA_UNAVAILABLE = "twilio.media_unavailable"
+
+log = structlog.get_logger(__name__)
+
+
+class TwilioSettings(ChannelSettings):
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    api_base: str = "https://api.twilio.com"
+
+    @model_validator(mode="after")
+    def _credentials_when_enabled(self) -> TwilioSettings:
+        if self.enabled and not self.auth_token.get_secret_value():
+            raise ValueError("channels.twilio.auth_token is empty — set it (e.g. auth_token: ${TWILIO_AUTH_TOKEN})")
+        if self.enabled and not self.account_sid:
+            raise ValueError("channels.twilio.account_sid is empty — set it to your AC… account SID")
+        return self
+
+
+def signed_url(public_url: str, request: Request) -> str:
+    """The URL Twilio called: the public base when one is configured, else what this process saw."""
+    if not public_url:
+        return str(request.url)
+    query = request.url.query
+    return public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+
+
+def verify(raw: bytes, url: str, signature: str | None, auth_token: SecretStr) -> None:
+    """Raise AuthError unless ``signature`` is Twilio's for this URL and form body."""
+    if not signature:
+        raise AuthError("missing X-Twilio-Signature")
+    validator = RequestValidator(auth_token.get_secret_value())
+    # RequestValidator signs every value of a repeated field; Form.getall gives it those.
+    if not validator.validate(url, Form.parse(raw), signature):
+        raise AuthError("X-Twilio-Signature does not match")
+
+
+def _is_status_callback(form: Form) -> bool:
+    status = form.get("MessageStatus")
+    return status is not None and status != "received"
+
+
+def _message_sid(form: Form) -> str:
+    sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid")
+    if not sid:
+        raise PayloadError("twilio: form has no MessageSid")
+    return sid
+
+
+def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
+    form = Form.parse(raw)
+    sid = _message_sid(form)
+    # One reply gets several status callbacks (queued, sent, delivered): each is its own row.
+    return f"{sid}:{form.get('MessageStatus')}" if _is_status_callback(form) else sid
+
+
+def _media(form: Form) -> list[dict[str, str | None]]:
+    media: list[dict[str, str | None]] = []
+    for index in range(MAX_MEDIA):
+        url = form.get(f"MediaUrl{index}")
+        if not url:
+            break
+        media.append({"url": url, "content_type": form.get(f"MediaContentType{index}")})
+    return media
+
+
+def _location(form: Form) -> Location | None:
+    latitude, longitude = form.get("Latitude"), form.get("Longitude")
+    if not latitude or not longitude:
+        return None
+    try:
+        lat, lon = float(latitude), float(longitude)
+    except ValueError:
+        return None
+    return Location(text=form.get("Address") or form.get("Label"), lat=lat, lon=lon)
+
+
+def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
+    form = Form.parse(raw)
+    if _is_status_callback(form):
+        raise IgnoredMessage(f"twilio status callback ({form.get('MessageStatus')})")
+    sid = _message_sid(form)
+    sender = form.get("From")
+    if not sender:
+        raise PayloadError("twilio: form has no From")
+    our_number = form.get("To")
+    text = form.get("Body") or ""
+    extra: dict[str, Any] = {"our_number": our_number} if our_number else {}
+    media = _media(form)
+    if media:
+        extra["media"] = media
+
+    if sender.lower().startswith(WHATSAPP_PREFIX):
+        return [
+            ChannelMessage(
+                channel="whatsapp",
+                provider=PROVIDER,
+                external_id=sid,
+                text=text,
+                sender_name=form.get("ProfileName"),
+                sender_phone=to_e164(sender) or form.get("WaId"),
+                # Keep the prefix: Twilio sends to "whatsapp:+62…" on the WhatsApp channel.
+                reply_to=sender,
+                location=_location(form),
+                extra=extra,
+            )
+        ]
+    message = sms_message(provider=PROVIDER, external_id=sid, sender=sender, text=text, our_number=our_number)
+    return [replace(message, extra={**message.extra, **extra})]
+
+
+def receipts(raw: bytes, meta: Mapping[str, Any]) -> list[Receipt]:
+    """A status callback for a reply we sent, as Twilio reports it (queued, sent, delivered, failed…)."""
+    form = Form.parse(raw)
+    if not _is_status_callback(form):
+        return []
+    return [
+        Receipt(
+            provider_message_id=_message_sid(form),
+            status=form.get("MessageStatus") or "unknown",
+            error=form.get("ErrorCode"),
+        )
+    ]
+
+
+def _auth(settings: TwilioSettings) -> httpx.BasicAuth:
+    return httpx.BasicAuth(settings.account_sid, settings.auth_token.get_secret_value())
+
+
+def _filename(url: str, content_type: str | None) -> str:
+    stem = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "media"
+    extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) if content_type else None
+    return stem + (extension or "")
+
+
+async def enrich(msg: ChannelMessage, settings: TwilioSettings, ctx: ChannelContext) -> ChannelMessage:
+    """Download the message's media (basic auth; Twilio redirects to its media store) into attachments."""
+    attachments: list[Attachment] = []
+    for item in msg.extra.get("media", []):
+        url = str(item["url"])
+        try:
+            response = await call_provider(
+                ctx.http, "GET", url, provider=PROVIDER, auth=_auth(settings), follow_redirects=True
+            )
+        except ProviderRejected as exc:
+            # Deleted or forbidden media will not come back by retrying: keep the complaint without it.
+            log.warning(MEDIA_UNAVAILABLE, external_id=msg.external_id, error=str(exc))
+            continue
+        content_type = item.get("content_type") or response.headers.get("content-type")
+        attachments.append(ctx.save_attachment(response.content, _filename(url, content_type), content_type))
+    if not attachments:
+        return msg
+    return replace(msg, attachments=(*msg.attachments, *attachments))
+
+
+async def send(reply: Reply, settings: TwilioSettings, client: httpx.AsyncClient) -> Sent:
+    our_number = reply.extra.get("our_number")
+    if not our_number:
+        raise ProviderRejected("twilio: the reply has no sender number (extra.our_number)")
+    url = f"{settings.api_base.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
+    response = await call_provider(
+        client,
+        "POST",
+        url,
+        provider=PROVIDER,
+        data={"To": reply.to, "From": str(our_number), "Body": reply.text},
+        auth=_auth(settings),
+    )
+    try:
+        sid = response.json().get("sid")
+    except ValueError:
+        sid = None
+    return Sent(provider_message_id=str(sid) if sid else None)
+
+
+def router(settings: TwilioSettings, ctx: ChannelContext) -> APIRouter:
+    api = APIRouter()
+
+    @api.post(WEBHOOK_PATH, response_class=Response)
+    async def twilio_webhook(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            verify(raw, signed_url(ctx.public_url, request), request.headers.get(SIGNATURE_HEADER), settings.auth_token)
+            form = Form.parse(raw)
+            message_id = external_id(raw, {})
+        except AuthError as exc:
+            log.warning(REJECTED, reason=str(exc))
+            return Response(status_code=403)
+        except PayloadError as exc:
+            log.warning(REJECTED, reason=str(exc))
+            return Response(status_code=400)
+        sender = form.get("From") or ""
+        item = InboxItem(
+            channel="whatsapp" if sender.lower().startswith(WHATSAPP_PREFIX) else "sms",
+            provider=PROVIDER,
+            external_id=message_id,
+            raw=raw,
+            headers={"content-type": request.headers.get("content-type", "")},
+            ignored_reason="status callback" if _is_status_callback(form) else None,
+        )
+        if await accept_or_none(ctx, item) is None:
+            return Response(status_code=503)
+        return Response(content=EMPTY_TWIML, media_type="application/xml")
+
+    return api
+
+
+ADAPTER = ChannelAdapter(
+    name="twilio",
+    provider=PROVIDER,
+    settings=TwilioSettings,
+    parse=parse,
+    external_id=external_id,
+    send=send,
+    router=router,
+    enrich=enrich,
+    receipts=receipts,
+)
