@@ -1,0 +1,114 @@
+"""Manual entry: call-center staff type in what came by phone, radio, walk-in or social media.
+
+The edge is ``POST /api/v1/complaints`` (``gateway/api.py``), authenticated by
+an API token, so this channel has no provider signature to ``verify``. The
+JSON body is stored raw in the inbox like any provider payload; ``parse``
+reads it back, so replay and provenance work as for every other channel.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from channels.base import ChannelAdapter, ChannelSettings
+from gateway.errors import PayloadError
+from normalizer.types import ChannelMessage, Location
+
+PROVIDER = "callcenter"
+
+Source = Literal["phone", "walk_in", "instagram", "facebook", "x", "radio", "whatsapp", "email", "letter", "other"]
+
+
+class Settings(ChannelSettings):
+    enabled: bool = True
+
+
+class ReporterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=320)
+    anonymity: Literal["public", "confidential", "anonymous"] = "public"
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, max_length=2000)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class ManualEntry(BaseModel):
+    """What an agent submits; the API answers 422 naming the field when it does not fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(min_length=1)
+    subject: str | None = Field(default=None, max_length=500)
+    source: Source
+    kind: Literal["complaint", "aspiration", "information_request"] | None = None
+    category: str | None = Field(default=None, max_length=64)
+    reporter: ReporterIn = Field(default_factory=ReporterIn)
+    location: LocationIn | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
+    """The agent's Idempotency-Key, scoped to the agent; a fresh id when none was given.
+
+    Scoping by the token's name keeps two agents who happen to pick the same
+    key from answering each other's complaints.
+    """
+    key = meta.get("idempotency_key")
+    entered_by = meta.get("entered_by", "")
+    return f"{entered_by}:{key}" if key else f"{entered_by}:gen-{uuid.uuid4().hex}"
+
+
+def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
+    try:
+        entry = ManualEntry.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        raise PayloadError(f"manual entry does not validate: {exc}".splitlines()[0]) from exc
+    location = entry.location
+    return [
+        ChannelMessage(
+            channel="manual",
+            provider=PROVIDER,
+            external_id=str(meta.get("external_id", "")),
+            text=entry.body,
+            subject=entry.subject,
+            sender_name=entry.reporter.name,
+            sender_phone=entry.reporter.phone,
+            sender_email=entry.reporter.email,
+            anonymity=entry.reporter.anonymity,
+            source=entry.source,
+            kind=entry.kind,
+            category=entry.category,
+            location=Location(text=location.text, lat=location.lat, lon=location.lon) if location else None,
+            entered_by=meta.get("entered_by"),
+            detect_intent=False,
+        )
+    ]
+
+
+# No `send`: the agent reads the tracking id to the caller from the API answer.
+ADAPTER = ChannelAdapter(
+    name="manual",
+    provider=PROVIDER,
+    settings=Settings,
+    parse=parse,
+    external_id=external_id,
+)

@@ -1,0 +1,235 @@
+"""``/api/v1``: manual entry and listings for call-center staff, the dead-letter list for admins."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from channels import manual
+from channels.base import InboxItem
+from gateway import logs, replay
+from gateway.auth import Principal, authenticate
+from gateway.errors import AuthError, StoreUnavailable
+from normalizer.tracking import canonical_tracking_id
+from sinks.store import queries
+from sinks.store.models import DONE, FAILED, IGNORED
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/api/v1")
+
+# How long a manual entry waits for the worker before answering 202 instead of 201.
+ENTRY_WAIT_S = 15.0
+
+
+def _gateway(request: Request) -> Any:
+    return request.app.state.gateway
+
+
+def requires(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    async def dependency(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            principal = await run_in_threadpool(authenticate, _gateway(request).store, token.strip())
+        except AuthError as exc:
+            log.info(logs.AUTH_REFUSED, path=request.url.path)
+            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        if not principal.can(role):
+            raise HTTPException(403, f"this needs the {role} role")
+        return principal
+
+    return dependency
+
+
+Agent = Annotated[Principal, Depends(requires("agent"))]
+Admin = Annotated[Principal, Depends(requires("admin"))]
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body is over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _stored_answer(gateway: Any, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The answer for a row the worker has finished, or None while it is still pending."""
+    with gateway.store.read() as session:
+        row = queries.inbox_row(session, inbox_id)
+        if row is None or row.status not in (DONE, FAILED, IGNORED):
+            return None
+        if row.status == FAILED:
+            return 500, {"detail": "the entry was accepted but could not be processed", "inbox_id": inbox_id}
+        complaints = queries.complaints_for_inbox(session, inbox_id)
+        return 201, queries.complaint_record(complaints[0])
+
+
+@router.post("/complaints", status_code=201)
+async def create_complaint(
+    request: Request, principal: Agent, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+) -> JSONResponse:
+    """Enter a report that came by phone, radio, walk-in or social media; answers with its schema-v1 record."""
+    gateway = _gateway(request)
+    raw = await _read_limited(request, gateway.config.http.max_body_bytes)
+    try:
+        manual.ManualEntry.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return JSONResponse({"detail": "body is not valid JSON"}, status_code=400)
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+    category = json.loads(raw).get("category")
+    if category is not None and category not in gateway.config.categories:
+        allowed = ", ".join(gateway.config.categories)
+        return JSONResponse(
+            {"detail": [{"loc": ["body", "category"], "msg": f"unknown category; allowed: {allowed}"}]},
+            status_code=422,
+        )
+
+    meta = {"entered_by": principal.name, "idempotency_key": idempotency_key}
+    item = InboxItem(
+        channel="manual",
+        provider=manual.PROVIDER,
+        external_id=manual.external_id(raw, meta),
+        raw=raw,
+        headers={"content-type": request.headers.get("content-type", "")},
+        meta=meta,
+    )
+    key = (item.channel, item.provider, item.external_id)
+    with gateway.waiters.waiting(key) as completed:
+        try:
+            accepted = await gateway.inbox.accept(item)
+        except StoreUnavailable as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+        if accepted.duplicate:
+            same = await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw)
+            if not same:
+                return JSONResponse(
+                    {"detail": "Idempotency-Key was already used with a different body"}, status_code=422
+                )
+        answer = await run_in_threadpool(_stored_answer, gateway, accepted.inbox_id)
+        if answer is None:
+            answer = await _wait_for_worker(gateway, accepted.inbox_id, completed)
+    if answer is None:
+        return JSONResponse(
+            {"detail": "accepted; the record is being processed", "inbox_id": accepted.inbox_id},
+            status_code=202,
+        )
+    status, body = answer
+    headers = {"Idempotent-Replayed": "true"} if accepted.duplicate else {}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _same_body(gateway: Any, inbox_id: int, raw: bytes) -> bool:
+    with gateway.store.read() as session:
+        row = queries.inbox_row(session, inbox_id)
+        return row is not None and row.raw == raw
+
+
+async def _wait_for_worker(gateway: Any, inbox_id: int, completed: asyncio.Future[Any]) -> Any:
+    """In-process worker: wait for its word. Separate workers: look at the row now and then."""
+    if gateway.config.worker.in_process:
+        try:
+            await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
+        except TimeoutError:
+            return None
+        return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+    delay = 0.02
+    deadline = asyncio.get_running_loop().time() + ENTRY_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(delay)
+        answer = await run_in_threadpool(_stored_answer, gateway, inbox_id)
+        if answer is not None:
+            return answer
+        delay = min(delay * 2, 0.5)
+    return None
+
+
+@router.get("/complaints")
+def list_complaints(
+    request: Request,
+    principal: Agent,
+    channel: str | None = None,
+    since: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    gateway = _gateway(request)
+    with gateway.store.read() as session:
+        try:
+            page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit, cursor=cursor)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"items": [queries.complaint_record(c) for c in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/complaints/{tracking_id}")
+def get_complaint(request: Request, principal: Agent, tracking_id: str) -> dict[str, Any]:
+    canonical = canonical_tracking_id(tracking_id)
+    if canonical is None:
+        raise HTTPException(404, f"{tracking_id!r} is not a tracking id")
+    with _gateway(request).store.read() as session:
+        complaint = queries.complaint_by_tracking_id(session, canonical)
+        if complaint is None:
+            raise HTTPException(404, f"no complaint {canonical}")
+        return queries.complaint_record(complaint)
+
+
+def _ref(failed_id: str) -> replay.FailedRef:
+    try:
+        return replay.parse_ref(failed_id)
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/failed")
+def list_failed(request: Request, principal: Admin) -> dict[str, Any]:
+    return {"items": replay.list_failed(_gateway(request).store)}
+
+
+@router.get("/failed/{failed_id}")
+def show_failed(request: Request, principal: Admin, failed_id: str) -> dict[str, Any]:
+    view = replay.show_failed(_gateway(request).store, _ref(failed_id))
+    if view is None:
+        raise HTTPException(404, f"no message {failed_id}")
+    return view
+
+
+@router.post("/failed/{failed_id}/replay")
+def replay_failed(request: Request, principal: Admin, failed_id: str, dry_run: bool = False) -> dict[str, Any]:
+    gateway = _gateway(request)
+    ref = _ref(failed_id)
+    if dry_run:
+        try:
+            return {"dry_run": True, **replay.preview(gateway.store, gateway.config, ref)}
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+    if not replay.replay(gateway.store, ref):
+        raise HTTPException(409, f"{ref} is not in the failed list")
+    log.info(logs.REPLAY_REQUESTED, ref=str(ref), by=principal.name)
+    gateway.worker.wake.set()
+    return {"id": str(ref), "status": "pending"}

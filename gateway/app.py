@@ -1,0 +1,136 @@
+"""The app factory: the running parts of one gateway process and the HTTP surface over them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from channels.base import ChannelAdapter, ChannelContext
+from gateway import api, logs
+from gateway.config import Config
+from gateway.context import context_factory
+from gateway.inbox import InboxWriter
+from gateway.metrics import Metrics
+from gateway.registry import CHANNELS
+from gateway.waiters import Waiters
+from gateway.worker import Worker, queue_depths, run_forever
+from sinks.store.db import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+
+class Gateway:
+    """Store, inbox writer, worker and channel services of one process."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.database.url, echo=config.database.echo)
+        self.metrics = Metrics()
+        self.metrics.watch_queue(lambda: queue_depths(self.store))
+        self.waiters = Waiters()
+        self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
+        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
+        self._stop = threading.Event()
+        self._worker_thread: threading.Thread | None = None
+
+    def _wake_worker(self) -> None:
+        self.worker.wake.set()
+
+    def start(self) -> None:
+        self.inbox.start()
+        if self.config.worker.in_process and self._worker_thread is None:
+            self._stop.clear()
+            self._worker_thread = threading.Thread(
+                target=run_forever, args=(self.worker, self._stop), name="worker", daemon=True
+            )
+            self._worker_thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.worker.wake.set()
+        if self._worker_thread is not None:
+            self._worker_thread.join(timeout=15)
+            self._worker_thread = None
+        self.inbox.stop()
+
+    def enabled_adapters(self) -> list[tuple[ChannelAdapter, Any]]:
+        return [(CHANNELS[name], self.config.channel(name)) for name in self.config.enabled_channels()]
+
+
+async def _supervise(name: str, adapter: ChannelAdapter, settings: Any, context: ChannelContext) -> None:
+    """Keep a listener or poller running: a crash is logged and the service restarted after a pause."""
+    assert adapter.service is not None
+    delay = 1.0
+    while True:
+        try:
+            log.info(logs.SERVICE_STARTED, channel=name)
+            await adapter.service(settings, context)
+            log.info(logs.SERVICE_STOPPED, channel=name)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(logs.SERVICE_CRASHED, channel=name, restart_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    # One HTTP client for the server side of channels (webhook routers, listeners); closed at shutdown.
+    http = httpx.AsyncClient(timeout=30)
+    context = gateway.make_context(http)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.start()
+        gateway.waiters.bind(asyncio.get_running_loop())
+        tasks: list[asyncio.Task[None]] = []
+        async with http:
+            for adapter, settings in gateway.enabled_adapters():
+                if adapter.service is not None:
+                    tasks.append(asyncio.create_task(_supervise(adapter.name, adapter, settings, context)))
+            log.info(logs.GATEWAY_STARTED, channels=gateway.config.enabled_channels())
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.to_thread(gateway.stop)
+
+    app = FastAPI(title="lapor-gateway", version="0.1.0", lifespan=lifespan)
+    app.state.gateway = gateway
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        try:
+            await asyncio.to_thread(gateway.store.ping)
+        except SQLAlchemyError as exc:
+            return JSONResponse({"ready": False, "error": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body = await asyncio.to_thread(generate_latest, gateway.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api.router)
+    for adapter, settings in gateway.enabled_adapters():
+        if adapter.router is not None:
+            app.include_router(adapter.router(settings, context))
+    return app

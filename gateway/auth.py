@@ -1,0 +1,62 @@
+"""API tokens: random, shown once, stored as SHA-256; roles ``agent`` and ``admin``."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlmodel import col
+
+from gateway.errors import AuthError
+from sinks.store.db import Store
+from sinks.store.models import ApiToken, utcnow
+
+Role = Literal["agent", "admin"]
+ROLES: tuple[str, ...] = ("agent", "admin")
+TOKEN_PREFIX = "lpr_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Admins can do what agents can; agents cannot do admin work."""
+        return self.role == "admin" or self.role == role
+
+
+def hash_token(token: str) -> str:
+    # The token is 256 random bits, so a fast hash is enough; a slow KDF would only slow every request.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, name: str, role: Role) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with store.write() as session:
+        session.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=utcnow()))
+    return token
+
+
+def revoke_tokens(store: Store, name: str) -> int:
+    """Revoke every live token of ``name``; returns how many were revoked."""
+    with store.write() as session:
+        result = session.execute(
+            update(ApiToken)
+            .where(col(ApiToken.name) == name, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=utcnow())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def authenticate(store: Store, token: str) -> Principal:
+    with store.read() as session:
+        found = session.execute(
+            select(ApiToken).where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.revoked_at).is_(None))
+        ).scalar_one_or_none()
+    if found is None:
+        raise AuthError("unknown or revoked token")
+    return Principal(name=found.name, role=found.role)

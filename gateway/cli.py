@@ -1,0 +1,255 @@
+"""``lapor-gateway``: serve, work, migrate, manage tokens, look at complaints and the failed list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway import replay
+from gateway.auth import create_token, revoke_tokens
+from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging
+from normalizer.tracking import canonical_tracking_id
+from sinks.store import queries
+from sinks.store.db import Store, open_store, upgrade
+
+app = typer.Typer(help="lapor-gateway: every channel's complaints into one store.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for call-center staff (agent) and admins (admin).", no_args_is_help=True)
+complaints_app = typer.Typer(help="Stored complaints.", no_args_is_help=True)
+failed_app = typer.Typer(help="Messages that failed: see them, replay them.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(complaints_app, name="complaints")
+app.add_typer(failed_app, name="failed")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+class Role(StrEnum):
+    agent = "agent"
+    admin = "admin"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, json or jsonl")]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="LAPOR_GATEWAY_CONFIG", help="config.yaml to read", show_default=False),
+    ] = None,
+) -> None:
+    # No --config and no ./config.yaml: the embedded defaults (SQLite under data/, HTTP on 127.0.0.1:8080).
+    if config is None and DEFAULT_CONFIG_PATH.exists():
+        config = DEFAULT_CONFIG_PATH
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    configure_logging(loaded.logging.level, loaded.logging.format)
+    ctx.obj = loaded
+
+
+def _config(ctx: typer.Context) -> Config:
+    config: Config = ctx.obj
+    return config
+
+
+def _store(ctx: typer.Context) -> Store:
+    return open_store(_config(ctx).database.url)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: str) -> None:
+    if fmt is Format.json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+    elif fmt is Format.jsonl:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    else:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(row, column) for column in columns))
+        out.print(table)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value: Any = row
+    for part in column.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    text = "" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process."""
+    import uvicorn
+
+    from gateway.app import Gateway, create_app
+
+    config = _config(ctx)
+    store = open_store(config.database.url, echo=config.database.echo)
+    upgrade(store)
+    gateway = Gateway(config, store)
+    uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
+    from gateway.app import Gateway
+
+    config = _config(ctx)
+    gateway = Gateway(config, open_store(config.database.url))
+    stop = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+        gateway.worker.wake.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    asyncio.run(gateway.worker.run(stop))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
+    """Apply the Alembic migrations."""
+    upgrade(_store(ctx), revision)
+    out.print(f"database at revision {revision}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="who uses it, e.g. siti")],
+    role: Annotated[Role, typer.Option(help="agent or admin")] = Role.agent,
+) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+    store = _store(ctx)
+    upgrade(store)
+    token = create_token(store, name, role.value)
+    err.print(f"token for {name} ({role.value}); it is shown only this once:", highlight=False)
+    print(token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Option(help="whose tokens to revoke")]) -> None:
+    """Revoke every token of NAME."""
+    count = revoke_tokens(_store(ctx), name)
+    out.print(f"revoked {count} token(s) of {name}")
+    if count == 0:
+        raise typer.Exit(1)
+
+
+COMPLAINT_COLUMNS = ["tracking_id", "received_at", "channel", "source", "kind", "category", "reporter.name", "body"]
+
+
+@complaints_app.command("list")
+def complaints_list(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    channel: Annotated[str | None, typer.Option(help="sms, whatsapp, telegram, email, manual")] = None,
+    since: Annotated[datetime | None, typer.Option(help="received at or after (ISO date/time, UTC)")] = None,
+    q: Annotated[str | None, typer.Option(help="text to search for")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """Newest complaints first."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=queries.now().tzinfo)
+    with _store(ctx).read() as session:
+        page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit)
+        rows = [queries.complaint_record(c) for c in page.items]
+    _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
+
+
+@complaints_app.command("show")
+def complaints_show(ctx: typer.Context, tracking_id: str, fmt: FormatOption = Format.json) -> None:
+    """One complaint by its tracking id."""
+    canonical = canonical_tracking_id(tracking_id) or tracking_id
+    with _store(ctx).read() as session:
+        found = queries.complaint_by_tracking_id(session, canonical)
+        record = queries.complaint_record(found) if found else None
+    if record is None:
+        err.print(f"no complaint {canonical}")
+        raise typer.Exit(1)
+    _emit([record], fmt, COMPLAINT_COLUMNS, canonical)
+
+
+FAILED_COLUMNS = ["id", "channel", "provider", "target", "attempts", "error_type", "error"]
+
+
+@failed_app.command("list")
+def failed_list(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """Inbox and outbox rows that gave up."""
+    _emit(replay.list_failed(_store(ctx)), fmt, FAILED_COLUMNS, "Failed messages")
+
+
+def _ref(text: str) -> replay.FailedRef:
+    try:
+        return replay.parse_ref(text)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+
+
+@failed_app.command("show")
+def failed_show(ctx: typer.Context, failed_id: str, fmt: FormatOption = Format.json) -> None:
+    """A failed message with its raw payload, headers, error and attempts."""
+    view = replay.show_failed(_store(ctx), _ref(failed_id))
+    if view is None:
+        err.print(f"no message {failed_id}")
+        raise typer.Exit(1)
+    _emit([view], fmt, FAILED_COLUMNS, failed_id)
+
+
+@failed_app.command("replay")
+def failed_replay(
+    ctx: typer.Context,
+    failed_id: str,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what it would make, change nothing")] = False,
+) -> None:
+    """Put a failed message back in the queue (a replay never makes a second complaint)."""
+    store, ref = _store(ctx), _ref(failed_id)
+    if dry_run:
+        try:
+            out.print_json(json.dumps(replay.preview(store, _config(ctx), ref), ensure_ascii=False, default=str))
+        except LookupError as exc:
+            err.print(str(exc))
+            raise typer.Exit(1) from None
+        return
+    if not replay.replay(store, ref):
+        err.print(f"{ref} is not in the failed list")
+        raise typer.Exit(1)
+    out.print(f"{ref} is pending again")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUTF8", "1")
+    app()

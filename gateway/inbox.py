@@ -1,0 +1,168 @@
+"""The durable inbox: every provider message is a committed row before anyone hears "accepted".
+
+Edges call ``InboxWriter.accept``. A single writer thread takes whatever has
+queued up and commits it in one transaction (group commit: one fsync for many
+messages), then wakes each caller. Duplicates are stopped by the database's
+unique key on (channel, provider, external_id) with ``ON CONFLICT DO NOTHING``;
+a redelivery gets the id of the row that is already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col
+
+from channels.base import Accepted, InboxItem
+from gateway import logs
+from gateway.errors import StoreUnavailable
+from gateway.metrics import Metrics
+from sinks.store.db import Store
+from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Pending:
+    item: InboxItem
+    received_at: datetime
+    done: Future[Accepted]
+
+
+_STOP = object()
+
+
+def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -> Accepted:
+    """Insert one row, or find the one a previous delivery made. Runs inside the caller's transaction."""
+    values = {
+        "channel": item.channel,
+        "provider": item.provider,
+        "external_id": item.external_id,
+        "received_at": received_at,
+        "raw": item.raw,
+        "headers": dict(item.headers),
+        "meta": dict(item.meta),
+        "status": IGNORED if item.ignored_reason else PENDING,
+        "last_error": item.ignored_reason,
+        "attempts": 0,
+        "next_attempt_at": received_at,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(InboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel", "provider", "external_id"])
+        .returning(col(InboxMessage.id))
+    )
+    inserted = session.execute(statement).scalar_one_or_none()
+    if inserted is not None:
+        return Accepted(inbox_id=int(inserted), duplicate=False)
+    existing = session.execute(
+        select(col(InboxMessage.id)).where(
+            col(InboxMessage.channel) == item.channel,
+            col(InboxMessage.provider) == item.provider,
+            col(InboxMessage.external_id) == item.external_id,
+        )
+    ).scalar_one()
+    return Accepted(inbox_id=int(existing), duplicate=True)
+
+
+class InboxWriter:
+    """Accepts inbox items from any thread or event loop; commits them in groups."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        max_batch: int = 256,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._started:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+            self._started = False
+
+    def submit(self, item: InboxItem) -> Future[Accepted]:
+        """Queue an item; the future resolves once its row is committed (or the commit failed)."""
+        pending = _Pending(item=item, received_at=utcnow(), done=Future())
+        self._queue.put(pending)
+        return pending.done
+
+    async def accept(self, item: InboxItem) -> Accepted:
+        """The ``Accept`` the edges await: returns after commit, raises ``StoreUnavailable`` otherwise."""
+        return await asyncio.wrap_future(self.submit(item))
+
+    def accept_blocking(self, item: InboxItem, timeout: float | None = 30.0) -> Accepted:
+        """For edges that live in a thread of their own (SMPP, IMAP)."""
+        return self.submit(item).result(timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Pending] = [first]  # type: ignore[list-item]
+            stop_after = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop_after = True
+                    break
+                batch.append(more)  # type: ignore[arg-type]
+            self._commit(batch)
+            if stop_after:
+                return
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            with self._store.write() as session:
+                results = [insert_inbox_row(session, each.item, each.received_at) for each in batch]
+        except SQLAlchemyError as exc:
+            if len(batch) > 1:
+                # One bad item must not sink its neighbours: commit them one by one.
+                for each in batch:
+                    self._commit([each])
+                return
+            log.error(logs.INBOX_REJECTED, error=str(exc).splitlines()[0], batch=len(batch))
+            error = StoreUnavailable(f"inbox could not commit: {type(exc).__name__}")
+            for each in batch:
+                each.done.set_exception(error)
+            return
+        self._on_commit()
+        for each, accepted in zip(batch, results, strict=True):
+            item = each.item
+            if accepted.duplicate:
+                self._metrics.duplicates.labels(item.channel, item.provider).inc()
+                log.info(logs.INBOX_DUPLICATE, channel=item.channel, provider=item.provider, inbox_id=accepted.inbox_id)
+            else:
+                self._metrics.accepted.labels(item.channel, item.provider).inc()
+                log.debug(logs.INBOX_ACCEPTED, channel=item.channel, provider=item.provider, inbox_id=accepted.inbox_id)
+            each.done.set_result(accepted)

@@ -1,0 +1,62 @@
+"""Prometheus metrics, in a registry of the app's own (tests build many apps in one process)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _QueueDepth(Collector):
+    """Pending rows, read from the database at scrape time (every process sees the same queue)."""
+
+    def __init__(self, read_depths: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._read_depths = read_depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("lapor_queue_depth", "Rows waiting, by table and status", labels=["table", "status"])
+        for (table, status), count in sorted(self._read_depths().items()):
+            gauge.add_metric([table, status], count)
+        yield gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["channel", "provider"]
+        self.accepted = Counter(
+            "lapor_inbox_accepted", "Messages committed to the inbox", labels, registry=self.registry
+        )
+        self.duplicates = Counter(
+            "lapor_inbox_duplicates", "Redeliveries of a message already in the inbox", labels, registry=self.registry
+        )
+        self.processed = Counter(
+            "lapor_worker_processed", "Inbox rows processed into complaints or answers", labels, registry=self.registry
+        )
+        self.failed = Counter(
+            "lapor_worker_failed",
+            "Inbox rows that failed (retryable or not)",
+            [*labels, "retryable"],
+            registry=self.registry,
+        )
+        self.outbox_sent = Counter(
+            "lapor_outbox_sent", "Outbox rows delivered", ["kind", "target"], registry=self.registry
+        )
+        self.outbox_failed = Counter(
+            "lapor_outbox_failed",
+            "Outbox deliveries that failed",
+            ["kind", "target", "retryable"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lapor_processing_latency_seconds",
+            "From the inbox commit to the complaint commit",
+            ["channel"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+
+    def watch_queue(self, read_depths: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.registry.register(_QueueDepth(read_depths))

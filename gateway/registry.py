@@ -1,0 +1,15 @@
+"""Every channel the gateway has, by its config key. Adding a channel is adding a line here."""
+
+from __future__ import annotations
+
+from channels import manual
+from channels.base import ChannelAdapter
+
+CHANNELS: dict[str, ChannelAdapter] = {
+    "manual": manual.ADAPTER,
+}
+
+
+def by_provider() -> dict[str, ChannelAdapter]:
+    """Inbox rows name their provider; the worker finds the adapter that parses them here."""
+    return {adapter.provider: adapter for adapter in CHANNELS.values()}

@@ -1,0 +1,491 @@
+"""The worker: inbox rows become complaints and replies; outbox rows get delivered.
+
+A batch goes through three steps:
+
+1. *claim* (one short transaction): due rows are leased to this worker
+   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer at a
+   time, so its ``BEGIN IMMEDIATE`` transaction is the lock);
+2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (media
+   downloads) and the normalizer;
+3. *store* (one transaction for the whole batch, a savepoint per row): the
+   complaint, its outbox rows and the inbox row's ``done`` are written
+   together, or none of them is.
+
+A worker that dies mid-batch loses nothing: its lease runs out and another
+worker takes the rows again. The unique key on (inbox_id, part) means a row
+processed twice still makes one complaint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+import tenacity
+from sqlalchemy import func, or_, select, update
+from sqlmodel import Session, col
+
+from channels.base import ChannelAdapter, ChannelContext, Reply
+from gateway import logs
+from gateway.config import Config
+from gateway.errors import GatewayError, IgnoredMessage, UnknownChannel
+from gateway.metrics import Metrics
+from gateway.registry import CHANNELS, by_provider
+from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
+from normalizer.types import ChannelMessage
+from sinks.forwarders import FORWARDERS
+from sinks.store import queries
+from sinks.store.db import Store
+from sinks.store.models import DONE, FAILED, IGNORED, PENDING, PROCESSING, InboxMessage, OutboxMessage, utcnow
+
+log = structlog.get_logger(__name__)
+
+Row = TypeVar("Row", InboxMessage, OutboxMessage)
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Seconds to wait before the next try, by tenacity's exponential-with-jitter policy."""
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    return float(tenacity.wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)(state))
+
+
+def describe_error(exc: BaseException) -> tuple[str, str, bool]:
+    """(type, one-line message, retryable) — retryable comes from the error tree alone."""
+    retryable = exc.retryable if isinstance(exc, GatewayError) else False
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return type(exc).__name__, message[:2000], retryable
+
+
+def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Row]:
+    """Lease due rows: pending ones whose time has come, and processing ones whose lease ran out."""
+    now = utcnow()
+    token = uuid.uuid4().hex
+    table: Any = model
+    due = (
+        select(table.id)
+        .where(
+            or_(
+                (table.status == PENDING) & (table.next_attempt_at <= now),
+                (table.status == PROCESSING) & (table.lease_until < now),
+            )
+        )
+        .order_by(table.next_attempt_at, table.id)
+        .limit(limit)
+    )
+    if store.is_postgres:
+        due = due.with_for_update(skip_locked=True)
+    with store.write() as session:
+        ids = list(session.execute(due).scalars())
+        if not ids:
+            return []
+        session.execute(
+            update(table)
+            .where(table.id.in_(ids))
+            .values(status=PROCESSING, claim_token=token, lease_until=now + timedelta(seconds=lease_s))
+        )
+        rows = list(session.execute(select(table).where(table.id.in_(ids)).order_by(table.id)).scalars())
+    return rows
+
+
+def _still_ours(session: Session, row: InboxMessage | OutboxMessage) -> bool:
+    """Re-read the row under the write lock: a worker whose lease ran out must not finish it."""
+    table: Any = type(row)
+    current = session.execute(select(table.claim_token, table.status).where(table.id == row.id)).one_or_none()
+    return current is not None and current.claim_token == row.claim_token and current.status == PROCESSING
+
+
+def _record_failure(
+    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+) -> tuple[str, bool]:
+    error_type, message, retryable = describe_error(exc)
+    table: Any = type(row)
+    attempts = row.attempts + 1
+    give_up = not retryable or attempts >= config.worker.max_attempts
+    delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
+    session.execute(
+        update(table)
+        .where(table.id == row.id)
+        .values(
+            status=FAILED if give_up else PENDING,
+            attempts=attempts,
+            last_error=message,
+            error_type=error_type,
+            next_attempt_at=utcnow() + timedelta(seconds=delay),
+            lease_until=None,
+            claim_token=None,
+        )
+    )
+    return message, give_up
+
+
+@dataclass
+class Parsed:
+    """An inbox row after step 2: what to store, or why it failed."""
+
+    row: InboxMessage
+    adapter: ChannelAdapter | None = None
+    outcomes: list[tuple[ChannelMessage, Outcome]] = field(default_factory=list)
+    receipts: list[Any] = field(default_factory=list)
+    ignored: str | None = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What processing an inbox row produced (for waiters such as the manual-entry API)."""
+
+    inbox_id: int
+    key: tuple[str, str, str]  # (channel, provider, external_id): known to an edge before its row exists
+    status: str
+    tracking_ids: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        metrics: Metrics,
+        make_context: Callable[[httpx.AsyncClient], ChannelContext],
+        on_complete: Callable[[list[Completion]], None] = lambda _: None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self._make_context = make_context
+        self._on_complete = on_complete
+        self._http: httpx.AsyncClient | None = None
+        self._adapters = by_provider()
+        self.wake = threading.Event()
+
+    # ---- inbox -------------------------------------------------------------------------------
+
+    async def process_inbox_batch(self) -> int:
+        rows = claim(self.store, InboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
+        if not rows:
+            return 0
+        parsed = [await self._parse(row) for row in rows]
+        completions = self._store_batch(parsed)
+        self._on_complete(completions)
+        return len(rows)
+
+    async def _parse(self, row: InboxMessage) -> Parsed:
+        result = Parsed(row=row)
+        try:
+            adapter = self._adapters.get(row.provider)
+            if adapter is None:
+                raise UnknownChannel(f"no channel handles provider {row.provider!r}")
+            result.adapter = adapter
+            meta = {**row.meta, "external_id": row.external_id, "inbox_id": row.id}
+            if adapter.receipts is not None:
+                result.receipts = adapter.receipts(row.raw, meta)
+            try:
+                messages = adapter.parse(row.raw, meta)
+            except IgnoredMessage as exc:
+                result.ignored = str(exc) or "ignored"
+                return result
+            settings = self.config.channel(adapter.name)
+            for message in messages:
+                enriched = message
+                if adapter.enrich is not None:
+                    enriched = await adapter.enrich(message, settings, self._make_context(self._client()))
+                result.outcomes.append((enriched, normalize(enriched, row.received_at, self.config.keywords)))
+        except Exception as exc:
+            result.error = exc
+        return result
+
+    def _store_batch(self, batch: Sequence[Parsed]) -> list[Completion]:
+        completions: list[Completion] = []
+        stored_at = utcnow()
+        with self.store.write() as session:
+            for parsed in batch:
+                row = parsed.row
+                if not _still_ours(session, row):
+                    continue
+                if parsed.error is None:
+                    try:
+                        with session.begin_nested():
+                            completions.append(self._store_row(session, parsed, stored_at))
+                        continue
+                    except Exception as exc:
+                        parsed.error = exc
+                message, gave_up = _record_failure(session, row, parsed.error, self.config)
+                _, _, retryable = describe_error(parsed.error)
+                self.metrics.failed.labels(row.channel, row.provider, str(retryable).lower()).inc()
+                event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
+                log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
+                if gave_up:
+                    completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
+        for parsed in batch:
+            if parsed.error is None and parsed.ignored is None:
+                latency = (stored_at - parsed.row.received_at).total_seconds()
+                self.metrics.latency.labels(parsed.row.channel).observe(max(latency, 0.0))
+                self.metrics.processed.labels(parsed.row.channel, parsed.row.provider).inc()
+        return completions
+
+    def _store_row(self, session: Session, parsed: Parsed, stored_at: datetime) -> Completion:
+        row = parsed.row
+        assert row.id is not None and parsed.adapter is not None
+        for receipt in parsed.receipts:
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.provider_message_id) == receipt.provider_message_id)
+                .values(delivery_status=receipt.status)
+            )
+        tracking_ids: list[str] = []
+        if parsed.ignored is None:
+            for message, outcome in parsed.outcomes:
+                tracking_id = self._store_outcome(session, row, parsed.adapter, message, outcome, stored_at)
+                if tracking_id:
+                    tracking_ids.append(tracking_id)
+        status = IGNORED if parsed.ignored is not None else DONE
+        session.execute(
+            update(InboxMessage)
+            .where(col(InboxMessage.id) == row.id)
+            .values(
+                status=status,
+                processed_at=stored_at,
+                lease_until=None,
+                claim_token=None,
+                last_error=parsed.ignored if parsed.ignored is not None else row.last_error,
+            )
+        )
+        if parsed.ignored is not None:
+            log.info(logs.WORKER_IGNORED, inbox_id=row.id, channel=row.channel, reason=parsed.ignored)
+        else:
+            log.info(logs.WORKER_PROCESSED, inbox_id=row.id, channel=row.channel, tracking_ids=tracking_ids)
+        return Completion(row.id, _key(row), status, tuple(tracking_ids))
+
+    def _store_outcome(
+        self,
+        session: Session,
+        row: InboxMessage,
+        adapter: ChannelAdapter,
+        message: ChannelMessage,
+        outcome: Outcome,
+        stored_at: datetime,
+    ) -> str | None:
+        assert row.id is not None
+        replies = self.config.replies
+        if isinstance(outcome, StatusQuery):
+            if outcome.tracking_id is None:
+                text = replies.status_usage
+            else:
+                found = queries.complaint_by_tracking_id(session, outcome.tracking_id)
+                if found is None:
+                    text = replies.not_found.format(tracking_id=outcome.tracking_id)
+                else:
+                    status_text = replies.status_texts.get(found.status, found.status)
+                    text = replies.status.format(
+                        tracking_id=found.tracking_id, status=found.status, status_text=status_text
+                    )
+            self._queue_reply(session, adapter, message, row.id, text, tracking_id=None)
+            return None
+        if isinstance(outcome, NeedsHelp):
+            self._queue_reply(session, adapter, message, row.id, replies.help, tracking_id=None)
+            return None
+
+        existing = queries.complaint_for_part(session, row.id, message.part)
+        if existing is not None:  # a replay of a row that already made its complaint
+            return existing.tracking_id
+        record = outcome.record
+        parent = self._parent(session, adapter, message, record.parent_tracking_id, row.received_at)
+        if parent != record.parent_tracking_id:
+            record = replace(record, parent_tracking_id=parent)
+        complaint = queries.complaint_from_record(record, row.id, message.part, message.reply_to, stored_at)
+        queries.insert_complaint(session, complaint)
+        if parent:
+            text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
+        else:
+            text = replies.ack.format(tracking_id=complaint.tracking_id)
+        self._queue_reply(session, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+        body = queries.complaint_record(complaint)
+        for sink in self.config.sinks:
+            _add_outbox(session, "forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", complaint, body)
+        return complaint.tracking_id
+
+    def _parent(
+        self,
+        session: Session,
+        adapter: ChannelAdapter,
+        message: ChannelMessage,
+        quoted: str | None,
+        received_at: datetime,
+    ) -> str | None:
+        """Which complaint a message continues: a quoted id, a reply to our ack, or the chat's open one."""
+        if quoted and queries.complaint_by_tracking_id(session, quoted) is not None:
+            return quoted
+        references = message.extra.get("reply_references") or []
+        by_reference = queries.tracking_id_of_reply(session, [str(each) for each in references])
+        if by_reference:
+            return by_reference
+        window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
+        if window > 0 and message.reply_to:
+            since = received_at - timedelta(minutes=window)
+            open_complaint = queries.recent_complaint_from(
+                session, message.channel, message.provider, message.reply_to, since
+            )
+            if open_complaint is not None:
+                return open_complaint.tracking_id
+        return None
+
+    def _queue_reply(
+        self,
+        session: Session,
+        adapter: ChannelAdapter,
+        message: ChannelMessage,
+        inbox_id: int,
+        text: str,
+        tracking_id: str | None,
+    ) -> None:
+        if adapter.send is None or not message.reply_to:
+            return
+        reply = Reply(
+            channel=message.channel,
+            provider=message.provider,
+            to=message.reply_to,
+            text=text,
+            idempotency_key=f"reply:{inbox_id}:{message.part}",
+            tracking_id=tracking_id,
+            in_reply_to=message.external_id,
+            extra=message.extra,
+        )
+        _add_outbox(session, "reply", adapter.name, reply.idempotency_key, None, _reply_payload(reply))
+
+    # ---- outbox ------------------------------------------------------------------------------
+
+    async def process_outbox_batch(self) -> int:
+        rows = claim(self.store, OutboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
+        with self.store.write() as session:
+            for row, result in zip(rows, results, strict=True):
+                if not _still_ours(session, row):
+                    continue
+                if isinstance(result, BaseException):
+                    message, gave_up = _record_failure(session, row, result, self.config)
+                    _, _, retryable = describe_error(result)
+                    self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
+                    event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
+                    log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
+                    continue
+                session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == row.id)
+                    .values(
+                        status=DONE,
+                        sent_at=utcnow(),
+                        provider_message_id=result,
+                        attempts=row.attempts + 1,
+                        lease_until=None,
+                        claim_token=None,
+                    )
+                )
+                self.metrics.outbox_sent.labels(row.kind, row.target).inc()
+                log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
+        return len(rows)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("the worker's HTTP client is opened by run() or run_until_idle()")
+        return self._http
+
+    async def _deliver(self, row: OutboxMessage) -> str | None:
+        if row.kind == "reply":
+            adapter = CHANNELS.get(row.target)
+            if adapter is None or adapter.send is None:
+                raise UnknownChannel(f"no channel {row.target!r} that can send replies")
+            reply = Reply(**row.payload)
+            sent = await adapter.send(reply, self.config.channel(row.target), self._client())
+            return sent.provider_message_id
+        sink = next((each for each in self.config.sinks if each.name == row.target), None)
+        if sink is None:
+            raise UnknownChannel(f"no sink named {row.target!r} in the configuration")
+        return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, self._client())
+
+    # ---- loop --------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        return await self.process_inbox_batch() + await self.process_outbox_batch()
+
+    async def run_until_idle(self, max_rounds: int = 100) -> None:
+        """Process until nothing is due (tests and one-shot runs)."""
+        async with httpx.AsyncClient(timeout=30) as self._http:
+            for _ in range(max_rounds):
+                if await self.run_once() == 0:
+                    return
+        self._http = None
+
+    async def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; between batches sleep until woken or the poll interval passes."""
+        async with httpx.AsyncClient(timeout=30) as self._http:
+            await self._loop(stop)
+        self._http = None
+
+    async def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception(logs.WORKER_CRASHED)
+                done = 0
+                await asyncio.sleep(self.config.worker.poll_interval_s)
+            if done == 0:
+                await asyncio.to_thread(self.wake.wait, self.config.worker.poll_interval_s)
+                self.wake.clear()
+
+
+def _key(row: InboxMessage) -> tuple[str, str, str]:
+    return (row.channel, row.provider, row.external_id)
+
+
+def _reply_payload(reply: Reply) -> dict[str, Any]:
+    payload = asdict(reply)
+    payload["extra"] = dict(reply.extra)
+    return payload
+
+
+def _add_outbox(session: Session, kind: str, target: str, key: str, complaint: Any, payload: dict[str, Any]) -> None:
+    now = utcnow()
+    tracking_id = complaint.tracking_id if complaint is not None else payload.get("tracking_id")
+    session.add(
+        OutboxMessage(
+            kind=kind,
+            target=target,
+            idempotency_key=key,
+            tracking_id=tracking_id,
+            payload=payload,
+            status=PENDING,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+
+
+def queue_depths(store: Store) -> dict[tuple[str, str], int]:
+    depths: dict[tuple[str, str], int] = {}
+    with store.read() as session:
+        for table, model in (("inbox", InboxMessage), ("outbox", OutboxMessage)):
+            counted: Any = model
+            rows = session.execute(
+                select(counted.status, func.count())
+                .where(counted.status.in_([PENDING, PROCESSING, FAILED]))
+                .group_by(counted.status)
+            ).all()
+            for status, count in rows:
+                depths[(table, status)] = int(count)
+    return depths
+
+
+def run_forever(worker: Worker, stop: threading.Event) -> None:
+    asyncio.run(worker.run(stop))

@@ -1,0 +1,114 @@
+"""Engines, sessions and migrations for the central store (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here; SQLAlchemy would otherwise look for psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # We issue BEGIN ourselves (see _begin_immediate); pysqlite's own implicit BEGIN would defer the lock.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the provider hears "accepted" (group commit pays for the fsync).
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+@dataclass
+class Store:
+    """Where complaints live. ``engine`` writes; ``read_engine`` serves listings.
+
+    On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` so two
+    writers queue on the lock instead of failing on a lock upgrade; reads use
+    a second engine with deferred transactions, which WAL lets run beside them.
+    """
+
+    url: str
+    engine: Engine
+    read_engine: Engine
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one transaction, committed on leaving, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.read_engine, expire_on_commit=False) as session:
+            yield session
+
+    def ping(self) -> None:
+        with self.read_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def open_store(url: str, echo: bool = False) -> Store:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return Store(url=url, engine=engine, read_engine=engine)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    connect_args = {"check_same_thread": False, "timeout": 10}
+    engine = create_engine(url, echo=echo, connect_args=connect_args)
+    read_engine = create_engine(url, echo=echo, connect_args=connect_args)
+    for each in (engine, read_engine):
+        event.listen(each, "connect", _sqlite_pragmas)
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(read_engine, "begin")
+    def _begin_deferred(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return Store(url=url, engine=engine, read_engine=read_engine)
+
+
+def alembic_config(store: Store) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = store.engine
+    return config
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    """Bring the schema up to date (``lapor-gateway db upgrade``, and ``serve`` at start)."""
+    command.upgrade(alembic_config(store), revision)

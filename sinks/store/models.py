@@ -1,0 +1,162 @@
+"""The central store's tables (SQLModel). Migrations in ``migrations/versions`` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Dialect, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Row states shared by the inbox and the outbox.
+PENDING = "pending"
+PROCESSING = "processing"
+DONE = "done"
+FAILED = "failed"
+IGNORED = "ignored"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are UTC everywhere; SQLite forgets the zone, so it is put back on the way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class InboxMessage(SQLModel, table=True):
+    """One raw provider message, exactly as it arrived; unique per (channel, provider, external_id)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "provider", "external_id", name="uq_inbox_provider_message"),
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    provider: str = Field(max_length=32)
+    external_id: str = Field(max_length=512)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    error_type: str | None = Field(default=None, max_length=128)
+    processed_at: datetime | None = _ts(nullable=True)
+
+
+class Complaint(SQLModel, table=True):
+    """The common complaint record (schema v1), one row per complaint."""
+
+    __tablename__ = "complaint"
+    __table_args__ = (
+        # One inbox row (and message part) makes at most one complaint, however often it is replayed.
+        UniqueConstraint("inbox_id", "part", name="uq_complaint_inbox_part"),
+        Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tracking_id: str = Field(max_length=32, unique=True)
+    inbox_id: int = Field(foreign_key="inbox.id", index=True)
+    part: int = 0
+    kind: str = Field(max_length=32)
+    channel: str = Field(max_length=32, index=True)
+    provider: str = Field(max_length=32)
+    source: str | None = Field(default=None, max_length=32)
+    external_id: str = Field(max_length=512)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    stored_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reporter_name: str | None = None
+    reporter_phone: str | None = Field(default=None, max_length=32)
+    reporter_email: str | None = Field(default=None, max_length=320)
+    reporter_telegram_id: str | None = Field(default=None, max_length=64)
+    anonymity: str = Field(default="public", max_length=16)
+    subject: str | None = None
+    body: str
+    category: str | None = Field(default=None, max_length=64)
+    location_text: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    region_code: str | None = Field(default=None, max_length=16)
+    region_name: str | None = None
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    parent_tracking_id: str | None = Field(default=None, max_length=32, index=True)
+    entered_by: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="received", max_length=32)
+    # Where replies go (phone, chat id, mail address): also finds a chat's open complaint for follow-ups.
+    reply_address: str | None = Field(default=None, max_length=320)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Something to deliver at least once: a reply to a citizen or a forward to another system."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # "reply" | "forward"
+    target: str = Field(max_length=64)  # the channel name for replies, the sink name for forwards
+    idempotency_key: str = Field(max_length=255, unique=True)
+    tracking_id: str | None = Field(default=None, max_length=32, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    error_type: str | None = Field(default=None, max_length=128)
+    sent_at: datetime | None = _ts(nullable=True)
+    provider_message_id: str | None = Field(default=None, max_length=255, index=True)
+    delivery_status: str | None = Field(default=None, max_length=32)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the API; only its SHA-256 is kept (tokens are 256-bit random)."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class ChannelState(SQLModel, table=True):
+    """Small durable state of listeners and pollers (IMAP UIDs, Telegram offset, SMPP parts)."""
+
+    __tablename__ = "channel_state"
+
+    key: str = Field(primary_key=True, max_length=255)
+    value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

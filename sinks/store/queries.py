@@ -1,0 +1,262 @@
+"""Reading and writing complaints: the store's side of schema v1."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from gateway.errors import TransientError
+from normalizer.tracking import LENGTH, new_tracking_id
+from normalizer.types import ComplaintRecord
+from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+
+SCHEMA_FIELDS: tuple[str, ...] = (
+    "tracking_id",
+    "kind",
+    "channel",
+    "provider",
+    "source",
+    "external_id",
+    "received_at",
+    "reporter",
+    "subject",
+    "body",
+    "category",
+    "location",
+    "attachments",
+    "parent_tracking_id",
+    "entered_by",
+    "status",
+    "inbox_id",
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def complaint_record(complaint: Complaint) -> dict[str, Any]:
+    """The schema-v1 record of a stored complaint; anonymous reporters have no identity here."""
+    anonymous = complaint.anonymity == "anonymous"
+    location = None
+    if any(
+        value is not None
+        for value in (
+            complaint.location_text,
+            complaint.lat,
+            complaint.lon,
+            complaint.region_code,
+            complaint.region_name,
+        )
+    ):
+        location = {
+            "text": complaint.location_text,
+            "lat": complaint.lat,
+            "lon": complaint.lon,
+            "region_code": complaint.region_code,
+            "region_name": complaint.region_name,
+        }
+    return {
+        "schema": "v1",
+        "tracking_id": complaint.tracking_id,
+        "kind": complaint.kind,
+        "channel": complaint.channel,
+        "provider": complaint.provider,
+        "source": complaint.source,
+        "external_id": complaint.external_id,
+        "received_at": iso(complaint.received_at),
+        "reporter": {
+            "name": None if anonymous else complaint.reporter_name,
+            "phone": None if anonymous else complaint.reporter_phone,
+            "email": None if anonymous else complaint.reporter_email,
+            "telegram_id": None if anonymous else complaint.reporter_telegram_id,
+            "anonymity": complaint.anonymity,
+        },
+        "subject": complaint.subject,
+        "body": complaint.body,
+        "category": complaint.category,
+        "location": location,
+        "attachments": list(complaint.attachments),
+        "parent_tracking_id": complaint.parent_tracking_id,
+        "entered_by": complaint.entered_by,
+        "status": complaint.status,
+        "inbox_id": complaint.inbox_id,
+    }
+
+
+def complaint_from_record(
+    record: ComplaintRecord, inbox_id: int, part: int, reply_address: str | None, now: datetime
+) -> Complaint:
+    reporter = record.reporter
+    location = record.location
+    anonymous = reporter.anonymity == "anonymous"
+    return Complaint(
+        tracking_id="",
+        inbox_id=inbox_id,
+        part=part,
+        kind=record.kind,
+        channel=record.channel,
+        provider=record.provider,
+        source=record.source,
+        external_id=record.external_id,
+        received_at=record.received_at,
+        stored_at=now,
+        # Anonymous means anonymous in the store too, not only in exports.
+        reporter_name=None if anonymous else reporter.name,
+        reporter_phone=None if anonymous else reporter.phone,
+        reporter_email=None if anonymous else reporter.email,
+        reporter_telegram_id=None if anonymous else reporter.telegram_id,
+        anonymity=reporter.anonymity,
+        subject=record.subject,
+        body=record.body,
+        category=record.category,
+        location_text=location.text if location else None,
+        lat=location.lat if location else None,
+        lon=location.lon if location else None,
+        region_code=location.region_code if location else None,
+        region_name=location.region_name if location else None,
+        attachments=[
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
+            for a in record.attachments
+        ],
+        parent_tracking_id=record.parent_tracking_id,
+        entered_by=record.entered_by,
+        status=record.status,
+        reply_address=None if anonymous else reply_address,
+    )
+
+
+def insert_complaint(session: Session, complaint: Complaint) -> Complaint:
+    """Give the complaint a fresh tracking id, retrying on a collision (and growing the id if unlucky)."""
+    for attempt in range(12):
+        complaint.tracking_id = new_tracking_id(length=LENGTH + attempt // 4)
+        try:
+            with session.begin_nested():
+                session.add(complaint)
+                session.flush()
+            return complaint
+        except IntegrityError:
+            session.expunge(complaint)
+            if complaint_for_part(session, complaint.inbox_id, complaint.part) is not None:
+                raise
+    raise TransientError("could not find a free tracking id")
+
+
+def complaint_for_part(session: Session, inbox_id: int, part: int) -> Complaint | None:
+    return session.execute(
+        select(Complaint).where(col(Complaint.inbox_id) == inbox_id, col(Complaint.part) == part)
+    ).scalar_one_or_none()
+
+
+def complaint_by_tracking_id(session: Session, tracking_id: str) -> Complaint | None:
+    return session.execute(select(Complaint).where(col(Complaint.tracking_id) == tracking_id)).scalar_one_or_none()
+
+
+def complaints_for_inbox(session: Session, inbox_id: int) -> list[Complaint]:
+    return list(
+        session.execute(
+            select(Complaint).where(col(Complaint.inbox_id) == inbox_id).order_by(col(Complaint.part))
+        ).scalars()
+    )
+
+
+def recent_complaint_from(
+    session: Session, channel: str, provider: str, reply_address: str, since: datetime
+) -> Complaint | None:
+    """The newest complaint (not a follow-up) from this address since ``since``: a chat's open complaint."""
+    return session.execute(
+        select(Complaint)
+        .where(
+            col(Complaint.channel) == channel,
+            col(Complaint.provider) == provider,
+            col(Complaint.reply_address) == reply_address,
+            col(Complaint.received_at) >= since,
+            col(Complaint.parent_tracking_id).is_(None),
+        )
+        .order_by(col(Complaint.received_at).desc(), col(Complaint.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def tracking_id_of_reply(session: Session, provider_message_ids: Sequence[str]) -> str | None:
+    """The complaint an earlier reply of ours belonged to, by the provider's id of that reply."""
+    if not provider_message_ids:
+        return None
+    return session.execute(
+        select(col(OutboxMessage.tracking_id))
+        .where(col(OutboxMessage.provider_message_id).in_(list(provider_message_ids)))
+        .where(col(OutboxMessage.tracking_id).is_not(None))
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Complaint]
+    next_cursor: str | None
+
+
+def encode_cursor(complaint: Complaint) -> str:
+    return base64.urlsafe_b64encode(json.dumps([iso(complaint.received_at), complaint.id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        received_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(received_at.replace("Z", "+00:00")), int(complaint_id)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+
+
+def list_complaints(
+    session: Session,
+    *,
+    channel: str | None = None,
+    since: datetime | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """Newest first, keyset-paginated on (received_at, id) so pages stay stable while rows arrive."""
+    query = select(Complaint)
+    if channel:
+        query = query.where(col(Complaint.channel) == channel)
+    if since:
+        query = query.where(col(Complaint.received_at) >= since)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(col(Complaint.body)).like(pattern),
+                func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
+                func.lower(col(Complaint.tracking_id)).like(pattern),
+            )
+        )
+    if cursor:
+        before_at, before_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(Complaint.received_at) < before_at,
+                (col(Complaint.received_at) == before_at) & (col(Complaint.id) < before_id),
+            )
+        )
+    query = query.order_by(col(Complaint.received_at).desc(), col(Complaint.id).desc()).limit(limit + 1)
+    rows = list(session.execute(query).scalars())
+    items = rows[:limit]
+    return Page(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
+    return session.get(InboxMessage, inbox_id)
+
+
+def now() -> datetime:
+    return utcnow()
