@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from channels import manual
+from channels import jasmin, kannel, manual, twilio
 from channels.base import ChannelAdapter
 
 CHANNELS: dict[str, ChannelAdapter] = {
     "manual": manual.ADAPTER,
+    "twilio": twilio.ADAPTER,
+    "kannel": kannel.ADAPTER,
+    "jasmin": jasmin.ADAPTER,
 }
 
 
