@@ -1,0 +1,143 @@
+"""Text helpers for mail bodies: charsets that lie, HTML-only mail, quoted replies, signatures.
+
+Pure functions, no I/O; ``mime.py`` applies them to the parts it picks.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from html.parser import HTMLParser
+
+# Labels that lie in the wild: mailers write iso-8859-1 (or ascii) and send
+# Windows-1252 (curly quotes, euro sign); gb2312 text uses GBK/GB18030 characters.
+_CHARSET_FIXES: dict[str, str] = {
+    "ascii": "cp1252",
+    "us-ascii": "cp1252",
+    "ansi_x3.4-1968": "cp1252",
+    "ansi-x3.4-1968": "cp1252",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso_8859-1": "cp1252",
+    "latin-1": "cp1252",
+    "latin1": "cp1252",
+    "l1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "unknown-8bit": "utf-8",
+    "x-unknown": "utf-8",
+    "utf8": "utf-8",
+}
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    name = _CHARSET_FIXES.get(label.strip().strip('"').lower(), label.strip().strip('"').lower())
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes of a body or header in a declared charset → str, never raising.
+
+    Western labels (ASCII, Latin-1, cp1252) and unknown ones: strict UTF-8
+    first (valid UTF-8 is hardly ever an accident), then cp1252. Any other
+    declared charset first, then UTF-8. cp1252 with replacement characters is
+    the last resort.
+    """
+    if data.isascii():
+        return data.decode("ascii")
+    declared = _codec(charset)
+    candidates = ["utf-8", "cp1252"] if declared in (None, "utf-8", "cp1252") else [declared, "utf-8"]
+    for name in candidates:
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+# Block-level tags end a line when HTML is turned into text.
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "br", "li", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "hr", "pre", "section"}
+)
+# Nothing inside these is the citizen's text: styles, scripts, the quoted earlier mail.
+_SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "blockquote"})
+
+
+class _HTMLText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = dict(attrs).get("class") or ""
+        # Gmail and Outlook wrap the quoted earlier message in these containers.
+        if tag in _SKIPPED_TAGS or (tag == "div" and ("gmail_quote" in classes or "divRplyFwdMsg" in classes)):
+            self._skip_depth += 1
+        elif tag in _BLOCK_TAGS and not self._skip_depth:
+            self.chunks.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS and not self._skip_depth:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip_depth and (tag in _SKIPPED_TAGS or tag == "div"):
+            self._skip_depth -= 1
+        elif tag in _BLOCK_TAGS and not self._skip_depth:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.chunks.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """The readable text of an HTML body (block tags become line breaks)."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    lines = [line.strip() for line in "".join(parser.chunks).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# "On Mon, 1 Jan 2024 at 10:00, Budi <budi@example.id> wrote:" and Gmail's
+# Indonesian "Pada tanggal Sen, 1 Jan 2024 pukul 10.00 Budi <…> menulis:",
+# either of which a mailer may wrap over up to three lines.
+_ATTRIBUTION_START = re.compile(r"^\s*(?:On|Pada)\s", re.IGNORECASE)
+_ATTRIBUTION_END = re.compile(r"(?:wrote|menulis)\s*:\s*$", re.IGNORECASE)
+# Outlook and friends quote without ">": everything below the separator is the old mail.
+_FORWARDED_ORIGINAL = re.compile(
+    r"^\s*(?:-{2,}\s*(?:Original Message|Pesan Asli|Pesan Asal)\s*-{2,}|_{20,})\s*$", re.IGNORECASE
+)
+_SIGNATURE = re.compile(r"^--\s?$")
+
+
+def strip_quotes_and_signature(text: str) -> str:
+    """The citizen's own words: quoted lines, attribution lines, old mail and signature removed."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if _SIGNATURE.match(line) or _FORWARDED_ORIGINAL.match(line):
+            break
+        if line.lstrip().startswith(">"):
+            index += 1
+            continue
+        if _ATTRIBUTION_START.match(line):
+            window = lines[index : index + 3]
+            ends = [offset for offset, candidate in enumerate(window) if _ATTRIBUTION_END.search(candidate)]
+            if ends:
+                index += ends[0] + 1
+                continue
+        kept.append(line)
+        index += 1
+    return "\n".join(kept).strip()

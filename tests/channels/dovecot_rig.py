@@ -1,0 +1,178 @@
+"""A real Dovecot IMAP server on a free loopback port, for the IMAP poller's tests.
+
+Dovecot comes from Debian's ``dovecot-imapd`` package (installed here with
+apt-get when missing). Each rig writes a standalone ``dovecot.conf`` in its own
+temporary directory: plaintext auth on 127.0.0.1 only, one passwd-file user,
+maildir storage in the same directory. ``capabilities`` can narrow what the
+server advertises (no IDLE, no MOVE) to exercise the poller's fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+USERNAME = "pelapor"
+PASSWORD = "rahasia-uji"  # a throwaway test secret, valid only inside the temp rig
+# What Dovecot 2.3 advertises after login, minus IDLE and MOVE: the poller must poll and COPY+EXPUNGE.
+BARE_CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS"
+
+
+def ensure_dovecot() -> str:
+    """The dovecot binary; installs Debian's dovecot-imapd when it is missing."""
+    binary = shutil.which("dovecot")
+    if binary is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-imapd"], check=True, env=env)
+        binary = shutil.which("dovecot")
+    if binary is None:
+        raise RuntimeError("dovecot is not installed and apt-get could not install dovecot-imapd")
+    version = subprocess.run([binary, "--version"], check=True, capture_output=True, text=True).stdout
+    if not version.startswith("2.3"):
+        raise RuntimeError(f"dovecot_rig writes a Dovecot 2.3 configuration; found {version.strip()}")
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Dovecot:
+    host: str
+    port: int
+    username: str
+    password: str
+    root: Path
+
+    def client(self) -> IMAPClient:
+        """A logged-in imapclient for test set-up and assertions."""
+        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        client.login(self.username, self.password)
+        return client
+
+    def append(self, *messages: bytes, folder: str = "INBOX") -> None:
+        with self.client() as client:
+            for message in messages:
+                client.append(folder, message)
+
+    def message_ids(self, folder: str) -> list[str]:
+        """Message-ID header of every mail in ``folder`` (empty when the folder does not exist)."""
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            fetched = client.fetch(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if uids else {}
+            return sorted(
+                data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip() for data in fetched.values()
+            )
+
+
+def _config(root: Path, port: int, capabilities: str | None) -> str:
+    mail_user = pwd.getpwnam("nobody")
+    capability_line = f"imap_capability = {capabilities}\n" if capabilities else ""
+    return f"""\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+mail_location = maildir:{root}/mail/%u
+{capability_line}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user.pw_uid} gid={mail_user.pw_gid} home={root}/home/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+"""
+
+
+def _wait_for_greeting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dovecot exited with {process.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(100).startswith(b"* OK"):
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(
+        f"dovecot did not greet on port {port}: {log.read_text(errors='replace') if log.exists() else ''}"
+    )
+
+
+@contextmanager
+def running_dovecot(capabilities: str | None = None) -> Iterator[Dovecot]:
+    """Start a private Dovecot and stop it (and remove its files) afterwards."""
+    binary = ensure_dovecot()
+    root = Path(tempfile.mkdtemp(prefix="dovecot-rig-"))
+    # Dovecot's login and mail processes run unprivileged: they must reach the rig's files.
+    root.chmod(0o755)
+    mail_user = pwd.getpwnam("nobody")
+    for sub in ("run", "state", "mail", "home"):
+        (root / sub).mkdir()
+    for sub in ("mail", "home"):
+        os.chown(root / sub, mail_user.pw_uid, mail_user.pw_gid)
+    (root / "users").write_text(f"{USERNAME}:{{PLAIN}}{PASSWORD}\n")
+    port = free_port()
+    conf = root / "dovecot.conf"
+    conf.write_text(_config(root, port, capabilities))
+    process = subprocess.Popen([binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_greeting(port, process, root / "dovecot.log")
+        yield Dovecot(host="127.0.0.1", port=port, username=USERNAME, password=PASSWORD, root=root)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+        shutil.rmtree(root, ignore_errors=True)
