@@ -140,13 +140,7 @@ def router(settings: JasminSettings, ctx: ChannelContext) -> APIRouter:
         except AuthError as exc:
             log.warning(REJECTED, reason=str(exc))
             return Response(status_code=403)
-        item = InboxItem(
-            channel="sms",
-            provider=PROVIDER,
-            external_id=external_id(raw, {}),
-            raw=raw,
-            ignored_reason="delivery receipt" if _is_receipt(form) else None,
-        )
+        item = InboxItem(channel="sms", provider=PROVIDER, external_id=external_id(raw, {}), raw=raw)
         if await accept_or_none(ctx, item) is None:
             # Anything but ACK/Jasmin makes Jasmin deliver again later.
             return Response(status_code=503, content=b"store unavailable", media_type="text/plain")

@@ -233,8 +233,8 @@ def router(settings: TwilioSettings, ctx: ChannelContext) -> APIRouter:
             provider=PROVIDER,
             external_id=message_id,
             raw=raw,
+            # A status callback stays pending too: the worker applies its receipt, then parse marks it ignored.
             headers={"content-type": request.headers.get("content-type", "")},
-            ignored_reason="status callback" if _is_status_callback(form) else None,
         )
         if await accept_or_none(ctx, item) is None:
             return Response(status_code=503)

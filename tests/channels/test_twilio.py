@@ -258,13 +258,12 @@ def test_redelivered_sid_is_stored_once_and_answered_the_same() -> None:
     assert len(inbox.items) == 1
 
 
-def test_status_callback_is_kept_as_ignored_row() -> None:
+def test_status_callback_is_stored_under_sid_and_status() -> None:
     inbox = MemoryInbox()
     body = payload("status_delivered.form")
     response = post(client_for(inbox), body, sign(PUBLIC_URL + "/webhooks/twilio", body))
     assert response.status_code == 200
     [item] = inbox.items
-    assert item.ignored_reason == "status callback"
     assert item.external_id == "SM9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b:delivered"
 
 
