@@ -160,3 +160,47 @@ class ChannelState(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StaffUser(SQLModel, table=True):
+    """A person who signs in to the web pages: call-center agent or admin. Only an argon2 hash is kept."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    disabled_at: datetime | None = _ts(nullable=True)
+    # Wrong passwords in a row; reset by a good one. Past a threshold the account locks for a while.
+    failed_logins: int = 0
+    locked_until: datetime | None = _ts(nullable=True)
+    last_login_at: datetime | None = _ts(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser; kept in the database so any gateway instance behind a load balancer knows it."""
+
+    __tablename__ = "web_session"
+
+    # SHA-256 of the cookie value: a leaked table does not hand out live sessions.
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to which failed message, when, and what came of it (replays and dry runs)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=32)
+    target: str = Field(max_length=64)
+    result: str = Field(max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
