@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -15,19 +14,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels import manual
-from channels.base import InboxItem
-from gateway import logs, replay
+from gateway import entry, logs, replay
 from gateway.auth import Principal, authenticate
-from gateway.errors import AuthError, StoreUnavailable
+from gateway.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
-from sinks.store.models import DONE, FAILED, IGNORED
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1")
-
-# How long a manual entry waits for the worker before answering 202 instead of 201.
-ENTRY_WAIT_S = 15.0
 
 
 def _gateway(request: Request) -> Any:
@@ -76,18 +70,6 @@ def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _stored_answer(gateway: Any, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
-    """The answer for a row the worker has finished, or None while it is still pending."""
-    with gateway.store.read() as session:
-        row = queries.inbox_row(session, inbox_id)
-        if row is None or row.status not in (DONE, FAILED, IGNORED):
-            return None
-        if row.status == FAILED:
-            return 500, {"detail": "the entry was accepted but could not be processed", "inbox_id": inbox_id}
-        complaints = queries.complaints_for_inbox(session, inbox_id)
-        return 201, queries.complaint_record(complaints[0])
-
-
 @router.post("/complaints", status_code=201)
 async def create_complaint(
     request: Request, principal: Agent, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
@@ -101,71 +83,11 @@ async def create_complaint(
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             return JSONResponse({"detail": "body is not valid JSON"}, status_code=400)
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
-    category = json.loads(raw).get("category")
-    if category is not None and category not in gateway.config.categories:
-        allowed = ", ".join(gateway.config.categories)
-        return JSONResponse(
-            {"detail": [{"loc": ["body", "category"], "msg": f"unknown category; allowed: {allowed}"}]},
-            status_code=422,
-        )
-
-    meta = {"entered_by": principal.name, "idempotency_key": idempotency_key}
-    item = InboxItem(
-        channel="manual",
-        provider=manual.PROVIDER,
-        external_id=manual.external_id(raw, meta),
-        raw=raw,
-        headers={"content-type": request.headers.get("content-type", "")},
-        meta=meta,
-    )
-    key = (item.channel, item.provider, item.external_id)
-    with gateway.waiters.waiting(key) as completed:
-        try:
-            accepted = await gateway.inbox.accept(item)
-        except StoreUnavailable as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
-        if accepted.duplicate:
-            same = await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw)
-            if not same:
-                return JSONResponse(
-                    {"detail": "Idempotency-Key was already used with a different body"}, status_code=422
-                )
-        answer = await run_in_threadpool(_stored_answer, gateway, accepted.inbox_id)
-        if answer is None:
-            answer = await _wait_for_worker(gateway, accepted.inbox_id, completed)
-    if answer is None:
-        return JSONResponse(
-            {"detail": "accepted; the record is being processed", "inbox_id": accepted.inbox_id},
-            status_code=202,
-        )
-    status, body = answer
-    headers = {"Idempotent-Replayed": "true"} if accepted.duplicate else {}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _same_body(gateway: Any, inbox_id: int, raw: bytes) -> bool:
-    with gateway.store.read() as session:
-        row = queries.inbox_row(session, inbox_id)
-        return row is not None and row.raw == raw
-
-
-async def _wait_for_worker(gateway: Any, inbox_id: int, completed: asyncio.Future[Any]) -> Any:
-    """In-process worker: wait for its word. Separate workers: look at the row now and then."""
-    if gateway.config.worker.in_process:
-        try:
-            await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
-        except TimeoutError:
-            return None
-        return await run_in_threadpool(_stored_answer, gateway, inbox_id)
-    delay = 0.02
-    deadline = asyncio.get_running_loop().time() + ENTRY_WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(delay)
-        answer = await run_in_threadpool(_stored_answer, gateway, inbox_id)
-        if answer is not None:
-            return answer
-        delay = min(delay * 2, 0.5)
-    return None
+    category_error = entry.category_problem(json.loads(raw).get("category"), gateway.config.categories)
+    if category_error is not None:
+        return JSONResponse({"detail": [{"loc": ["body", "category"], "msg": category_error}]}, status_code=422)
+    result = await entry.submit(gateway, raw, principal.name, idempotency_key, request.headers.get("content-type", ""))
+    return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
 @router.get("/complaints")

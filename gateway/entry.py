@@ -1,0 +1,125 @@
+"""Manual entry's one path from a validated body to a stored complaint: used by the API and the web form.
+
+The body goes into the inbox like any provider payload; the caller then waits
+for the worker so the agent can read the tracking id to the caller on the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi.concurrency import run_in_threadpool
+
+from channels import manual
+from channels.base import InboxItem
+from gateway.errors import StoreUnavailable
+from sinks.store import queries
+from sinks.store.models import DONE, FAILED, IGNORED
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+# How long a manual entry waits for the worker before answering "still processing" (202).
+ENTRY_WAIT_S = 15.0
+
+STORED = 201
+PROCESSING = 202
+KEY_REUSED = 422
+WORKER_FAILED = 500
+UNAVAILABLE = 503
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """``status`` is the HTTP status the API answers with; ``body`` the record (201) or a detail."""
+
+    status: int
+    body: dict[str, Any]
+    duplicate: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tracking_id(self) -> str | None:
+        return self.body.get("tracking_id") if self.status == STORED else None
+
+
+def category_problem(category: str | None, categories: Mapping[str, Any]) -> str | None:
+    """The complaint's category must come from the configured taxonomy."""
+    if category is None or category in categories:
+        return None
+    return f"unknown category; allowed: {', '.join(categories)}"
+
+
+async def submit(
+    gateway: Gateway, raw: bytes, entered_by: str, idempotency_key: str | None, content_type: str = ""
+) -> EntryResult:
+    """Put a validated ``ManualEntry`` body in the inbox and wait (a while) for its record."""
+    meta = {"entered_by": entered_by, "idempotency_key": idempotency_key}
+    item = InboxItem(
+        channel="manual",
+        provider=manual.PROVIDER,
+        external_id=manual.external_id(raw, meta),
+        raw=raw,
+        headers={"content-type": content_type},
+        meta=meta,
+    )
+    key = (item.channel, item.provider, item.external_id)
+    with gateway.waiters.waiting(key) as completed:
+        try:
+            accepted = await gateway.inbox.accept(item)
+        except StoreUnavailable as exc:
+            return EntryResult(UNAVAILABLE, {"detail": str(exc)}, headers={"Retry-After": "5"})
+        if accepted.duplicate and not await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw):
+            return EntryResult(KEY_REUSED, {"detail": "Idempotency-Key was already used with a different body"})
+        answer = await run_in_threadpool(_stored_answer, gateway, accepted.inbox_id)
+        if answer is None:
+            answer = await _wait_for_worker(gateway, accepted.inbox_id, completed)
+    if answer is None:
+        return EntryResult(
+            PROCESSING, {"detail": "accepted; the record is being processed", "inbox_id": accepted.inbox_id}
+        )
+    status, body = answer
+    headers = {"Idempotent-Replayed": "true"} if accepted.duplicate else {}
+    return EntryResult(status, body, duplicate=accepted.duplicate, headers=headers)
+
+
+def _stored_answer(gateway: Gateway, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The answer for a row the worker has finished, or None while it is still pending."""
+    with gateway.store.read() as session:
+        row = queries.inbox_row(session, inbox_id)
+        if row is None or row.status not in (DONE, FAILED, IGNORED):
+            return None
+        if row.status == FAILED:
+            return WORKER_FAILED, {"detail": "the entry was accepted but could not be processed", "inbox_id": inbox_id}
+        complaints = queries.complaints_for_inbox(session, inbox_id)
+        return STORED, queries.complaint_record(complaints[0])
+
+
+def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
+    with gateway.store.read() as session:
+        row = queries.inbox_row(session, inbox_id)
+        return row is not None and row.raw == raw
+
+
+async def _wait_for_worker(
+    gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
+) -> tuple[int, dict[str, Any]] | None:
+    """In-process worker: wait for its word. Separate workers: look at the row now and then."""
+    if gateway.config.worker.in_process:
+        try:
+            await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
+        except TimeoutError:
+            return None
+        return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+    delay = 0.02
+    deadline = asyncio.get_running_loop().time() + ENTRY_WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(delay)
+        answer = await run_in_threadpool(_stored_answer, gateway, inbox_id)
+        if answer is not None:
+            return answer
+        delay = min(delay * 2, 0.5)
+    return None
