@@ -8,7 +8,6 @@ reads it back, so replay and provenance work as for every other channel.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -79,9 +78,10 @@ def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
 
 def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
     try:
-        entry = ManualEntry.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
-        raise PayloadError(f"manual entry does not validate: {exc}".splitlines()[0]) from exc
+        entry = ManualEntry.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise PayloadError(f"manual entry does not validate: {problems}") from exc
     location = entry.location
     return [
         ChannelMessage(

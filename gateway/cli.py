@@ -92,7 +92,8 @@ def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: st
     else:
         table = Table(title=title)
         for column in columns:
-            table.add_column(column)
+            # Ids are read out and copied: never wrap them.
+            table.add_column(column, no_wrap=column in ("tracking_id", "id"))
         for row in rows:
             table.add_row(*(_cell(row, column) for column in columns))
         out.print(table)

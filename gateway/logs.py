@@ -61,6 +61,10 @@ def mask_personal_data(_logger: Any, _method: str, event_dict: MutableMapping[st
     return event_dict
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """JSON when not on a terminal (or asked for), console rendering on a terminal."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -75,6 +79,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Looked up at each use, not at configure time: tests and daemons swap sys.stderr.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

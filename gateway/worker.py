@@ -54,7 +54,7 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
     """Seconds to wait before the next try, by tenacity's exponential-with-jitter policy."""
     state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
     state.attempt_number = attempt
-    return float(tenacity.wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)(state))
+    return float(tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)(state))
 
 
 def describe_error(exc: BaseException) -> tuple[str, str, bool]:

@@ -18,7 +18,7 @@ from normalizer.tracking import canonical_tracking_id, quoted_tracking_id
 from normalizer.types import ChannelMessage, ComplaintRecord, Kind, Location, Reporter
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("LAPOR", "LPR")
-_STATUS = re.compile(r"^\s*/?(?:STATUS|CEK|STATUS\s*LAPORAN)\b[\s:#.-]*(.*)$", re.IGNORECASE | re.DOTALL)
+_STATUS = re.compile(r"^\s*/?STATUS\b[\s:#.-]*(.*)$", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,39 @@
+"""Health, readiness and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from gateway.app import Gateway, create_app
+from gateway.config import parse_config
+from tests.conftest import bearer
+
+
+def test_healthz_and_readyz_answer_when_the_database_is_there(client: TestClient) -> None:
+    assert client.get("/healthz").text == "ok"
+    assert client.get("/readyz").json() == {"ready": True}
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    # A port nobody listens on: the process is up, the database is not.
+    config = parse_config({"database": {"url": "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"}})
+    with TestClient(create_app(Gateway(config))) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["ready"] is False
+
+
+def test_metrics_count_accepted_duplicates_and_processed_per_channel(client: TestClient, agent_token: str) -> None:
+    entry = {"body": "PJU mati", "source": "phone"}
+    for _ in range(2):
+        client.post("/api/v1/complaints", json=entry, headers={**bearer(agent_token), "Idempotency-Key": "m-1"})
+
+    text = client.get("/metrics").text
+    assert 'lapor_inbox_accepted_total{channel="manual",provider="callcenter"} 1.0' in text
+    assert 'lapor_inbox_duplicates_total{channel="manual",provider="callcenter"} 1.0' in text
+    assert 'lapor_worker_processed_total{channel="manual",provider="callcenter"} 1.0' in text
+    assert 'lapor_processing_latency_seconds_count{channel="manual"} 1.0' in text
+    assert "lapor_queue_depth" in text

@@ -1,0 +1,219 @@
+"""The worker: failures, retries, the dead-letter list, replay and the outbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from channels.base import InboxItem
+from gateway.app import Gateway
+from gateway.config import Config
+from gateway.replay import parse_ref, preview, replay
+from gateway.worker import claim
+from sinks.store.db import Store
+from sinks.store.models import DONE, FAILED, PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage, utcnow
+from tests.conftest import bearer
+from tests.support.recorder import Recorder, recording_server
+
+ENTRY = {"body": "Jembatan retak di Desa Sukamaju", "source": "radio", "category": "jalan"}
+
+
+@pytest.fixture
+def started(gateway: Gateway) -> Iterator[Gateway]:
+    """The inbox writer running, the worker driven by the test (``run_until_idle``)."""
+    gateway.inbox.start()
+    yield gateway
+    gateway.inbox.stop()
+
+
+def accept(gateway: Gateway, raw: bytes, external_id: str = "k1") -> int:
+    item = InboxItem(channel="manual", provider="callcenter", external_id=external_id, raw=raw, meta={})
+    return gateway.inbox.accept_blocking(item).inbox_id
+
+
+def count(store: Store, model: type[Complaint] | type[InboxMessage] | type[OutboxMessage]) -> int:
+    with store.read() as session:
+        return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def test_a_payload_that_never_parses_fails_at_once_with_its_raw_bytes(started: Gateway) -> None:
+    inbox_id = accept(started, b"{not json")
+    asyncio.run(started.worker.run_until_idle())
+
+    with started.store.read() as session:
+        row = session.get(InboxMessage, inbox_id)
+    assert row is not None
+    assert row.status == FAILED
+    assert row.attempts == 1  # not retryable: no second try
+    assert row.error_type == "PayloadError"
+    assert row.raw == b"{not json"
+    assert count(started.store, Complaint) == 0
+
+
+def test_redelivery_of_the_same_external_id_makes_one_row(started: Gateway) -> None:
+    first = started.inbox.accept_blocking(InboxItem("manual", "callcenter", "same", json.dumps(ENTRY).encode()))
+    second = started.inbox.accept_blocking(InboxItem("manual", "callcenter", "same", json.dumps(ENTRY).encode()))
+
+    assert (first.duplicate, second.duplicate) == (False, True)
+    assert first.inbox_id == second.inbox_id
+    assert count(started.store, InboxMessage) == 1
+
+
+def test_many_copies_in_one_group_commit_make_one_row(started: Gateway) -> None:
+    futures = [
+        started.inbox.submit(InboxItem("manual", "callcenter", f"k{n % 3}", json.dumps(ENTRY).encode()))
+        for n in range(30)
+    ]
+    results = [future.result(timeout=30) for future in futures]
+
+    assert count(started.store, InboxMessage) == 3
+    assert sum(not r.duplicate for r in results) == 3
+    assert len({r.inbox_id for r in results}) == 3
+
+
+def test_replay_of_a_row_that_already_made_its_complaint_makes_no_second(started: Gateway, config: Config) -> None:
+    inbox_id = accept(started, json.dumps(ENTRY).encode())
+    asyncio.run(started.worker.run_until_idle())
+    # As if the row had been dead-lettered after its complaint was written (e.g. an operator's mistake).
+    with started.store.write() as session:
+        session.execute(update(InboxMessage).where(col(InboxMessage.id) == inbox_id).values(status=FAILED))
+
+    ref = parse_ref(f"inbox-{inbox_id}")
+    dry = preview(started.store, config, ref)
+    assert dry["results"][0]["already_stored"].startswith("LPR-")
+    assert replay(started.store, ref)
+    asyncio.run(started.worker.run_until_idle())
+
+    assert count(started.store, Complaint) == 1
+    with started.store.read() as session:
+        assert session.get(InboxMessage, inbox_id).status == DONE  # type: ignore[union-attr]
+
+
+def test_a_worker_that_lost_its_lease_cannot_finish_the_row(started: Gateway, config: Config) -> None:
+    accept(started, json.dumps(ENTRY).encode())
+    [first] = claim(started.store, InboxMessage, 10, lease_s=0.0)  # a worker that then stalls
+    [second] = claim(started.store, InboxMessage, 10, lease_s=60.0)  # the lease ran out: taken again
+
+    assert first.id == second.id and first.claim_token != second.claim_token
+    assert claim(started.store, InboxMessage, 10, lease_s=60.0) == []  # leased rows are not handed out twice
+    asyncio.run(started.worker.run_until_idle())
+    assert count(started.store, Complaint) == 0  # the row is leased to "second", which never finished
+    with started.store.write() as session:  # its lease runs out too
+        session.execute(update(InboxMessage).values(lease_until=utcnow() - timedelta(seconds=1)))
+    asyncio.run(started.worker.run_until_idle())
+    assert count(started.store, Complaint) == 1
+
+
+def test_claims_by_two_workers_never_overlap(started: Gateway) -> None:
+    for n in range(40):
+        accept(started, json.dumps(ENTRY).encode(), external_id=f"k{n}")
+    first = claim(started.store, InboxMessage, 25, lease_s=60.0)
+    second = claim(started.store, InboxMessage, 25, lease_s=60.0)
+
+    assert len(first) == 25 and len(second) == 15
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert all(r.status == PROCESSING for r in first + second)
+
+
+@pytest.fixture
+def sink() -> Iterator[Recorder]:
+    with recording_server() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def forwarding(make_config: Callable[..., Config], store: Store, sink: Recorder) -> Iterator[Gateway]:
+    config = make_config(sinks=[{"name": "lapor-pusat", "url": f"{sink.url}/complaints"}])
+    gateway = Gateway(config, store)
+    gateway.inbox.start()
+    yield gateway
+    gateway.inbox.stop()
+
+
+def test_new_complaints_are_forwarded_with_the_tracking_id_as_idempotency_key(
+    forwarding: Gateway, sink: Recorder
+) -> None:
+    accept(forwarding, json.dumps(ENTRY).encode())
+    asyncio.run(forwarding.worker.run_until_idle())
+
+    [call] = sink.calls
+    record = call.json()
+    assert call.path == "/complaints"
+    assert call.headers["Idempotency-Key"] == record["tracking_id"]
+    assert record["body"] == ENTRY["body"]
+    with forwarding.store.read() as session:
+        [row] = session.execute(select(OutboxMessage)).scalars()
+    assert (row.status, row.kind, row.target, row.attempts) == (DONE, "forward", "lapor-pusat", 1)
+
+
+def test_a_failing_sink_is_retried_then_dead_lettered_then_replayed(forwarding: Gateway, sink: Recorder) -> None:
+    sink.default_status = 500
+    accept(forwarding, json.dumps(ENTRY).encode())
+    asyncio.run(forwarding.worker.run_until_idle())
+
+    with forwarding.store.read() as session:
+        [row] = session.execute(select(OutboxMessage)).scalars()
+    assert row.status == FAILED
+    assert row.attempts == forwarding.config.worker.max_attempts == len(sink.calls)
+    assert row.error_type == "ProviderError"
+    assert "500" in (row.last_error or "")
+
+    sink.default_status = 200
+    assert replay(forwarding.store, parse_ref(f"outbox-{row.id}"))
+    asyncio.run(forwarding.worker.run_until_idle())
+    with forwarding.store.read() as session:
+        assert session.get(OutboxMessage, row.id).status == DONE  # type: ignore[union-attr]
+    assert count(forwarding.store, Complaint) == 1
+    keys = {call.headers["Idempotency-Key"] for call in sink.calls}
+    assert len(keys) == 1  # every try carried the same key
+
+
+def test_a_refusing_sink_is_dead_lettered_without_retries(forwarding: Gateway, sink: Recorder) -> None:
+    sink.default_status = 422
+    accept(forwarding, json.dumps(ENTRY).encode())
+    asyncio.run(forwarding.worker.run_until_idle())
+
+    with forwarding.store.read() as session:
+        [row] = session.execute(select(OutboxMessage)).scalars()
+    assert (row.status, row.attempts, row.error_type) == (FAILED, 1, "ProviderRejected")
+
+
+def test_admin_sees_failed_messages_and_replays_them(client: TestClient, gateway: Gateway, admin_token: str) -> None:
+    inbox_id = accept(gateway, b'{"body": "tanpa sumber"}', external_id="broken")
+    failed = f"inbox-{inbox_id}"
+    deadline = 200
+    while deadline and client.get("/api/v1/failed", headers=bearer(admin_token)).json()["items"] == []:
+        asyncio.run(asyncio.sleep(0.05))
+        deadline -= 1
+
+    [item] = client.get("/api/v1/failed", headers=bearer(admin_token)).json()["items"]
+    assert item["id"] == failed and item["channel"] == "manual" and item["attempts"] == 1
+    shown = client.get(f"/api/v1/failed/{failed}", headers=bearer(admin_token)).json()
+    assert shown["raw_text"] == '{"body": "tanpa sumber"}'
+    assert "source" in shown["error"]
+    dry = client.post(f"/api/v1/failed/{failed}/replay?dry_run=true", headers=bearer(admin_token)).json()
+    assert dry["dry_run"] is True and "PayloadError" in dry["error"]
+
+    replayed = client.post(f"/api/v1/failed/{failed}/replay", headers=bearer(admin_token))
+    assert replayed.status_code == 200 and replayed.json()["status"] == PENDING
+    again = client.post(f"/api/v1/failed/{failed}/replay", headers=bearer(admin_token))
+    assert again.status_code in (200, 409)
+    assert client.get("/api/v1/failed/inbox-99999", headers=bearer(admin_token)).status_code == 404
+    assert client.get("/api/v1/failed/nonsense", headers=bearer(admin_token)).status_code == 404
+
+
+def test_dry_run_shows_the_record_a_replay_would_make(started: Gateway, config: Config) -> None:
+    inbox_id = accept(started, json.dumps(ENTRY).encode())
+    result = preview(started.store, config, parse_ref(f"inbox-{inbox_id}"))
+
+    [would] = result["results"]
+    assert would["would_store"]["body"] == ENTRY["body"]
+    assert would["would_store"]["category"] == "jalan"
+    assert count(started.store, Complaint) == 0  # nothing was written
