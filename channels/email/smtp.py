@@ -84,7 +84,8 @@ class SmtpHandler:
         raw = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
         meta: dict[str, Any] = {
-            "mail_from": envelope.mail_from or "",
+            # aiosmtpd reports the null sender of a bounce as "<>": the parser looks for "".
+            "mail_from": "" if envelope.mail_from in (None, "", "<>") else envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
             "peer": peer,
             "helo": session.host_name,

@@ -1,0 +1,251 @@
+"""Mail files in, ChannelMessage out: a table over ``tests/payloads/email/*.eml``.
+
+``cpython_msg_*.eml`` are copied from CPython's own e-mail test corpus
+(Lib/test/test_email/data); the others are hand-written nasty cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.email import imap, smtp
+from channels.email.media import save_attachments
+from channels.email.mime import external_id, parse_mail
+from channels.email.text import decode_text, html_to_text, strip_quotes_and_signature
+from gateway.errors import IgnoredMessage, PayloadError
+from normalizer import NewComplaint, normalize
+from normalizer.types import ChannelMessage
+from tests.channels.email_rig import MemoryInbox, make_context
+
+PAYLOADS = Path(__file__).parent.parent / "payloads" / "email"
+
+# file → the fields that matter (checked exactly), or the error parse must raise.
+EXPECTED: dict[str, dict[str, Any] | type[Exception]] = {
+    "cpython_msg_01.eml": {
+        "text": "Hi,\n\nDo you like this message?\n\n-Me",
+        "subject": "This is a test message",
+        "sender_name": "John X. Doe",
+        "sender_email": "bbb@ddd.com",
+        "reply_to": "bbb@ddd.com",
+        "external_id": "<15090.61304.110929.45684@aaa.zzz.org>",
+        "attachments": [],
+    },
+    "cpython_msg_07.eml": {
+        "text": "Hi there,\n\nThis is the dingus fish.",
+        "sender_name": "Barry",
+        "attachments": [("dingusfish.gif", "image/gif", 3512)],
+    },
+    "cpython_msg_22.eml": {
+        "text": "Text text text.\n\nText text text.",
+        "subject": None,
+        "sender_email": "b@example.com",
+        "external_id": "<a05001902b7f1c33773e9@[134.84.183.138]>",
+        "attachments": [("wibble.JPG", "image/jpeg", 272), ("wibble2.JPG", "image/jpeg", 317)],
+    },
+    "cpython_msg_26.eml": {
+        "text": "Simple email with attachment.",
+        "sender_name": "Father Time",
+        "attachments": [("clock.bmp", "application/riscos", 630)],
+    },
+    # A mailing-list post (Precedence: bulk): never a complaint, never answered.
+    "cpython_msg_32.eml": IgnoredMessage,
+    # multipart/alternative without a boundary: the body is still read as text.
+    "cpython_msg_41.eml": {"text": "Blah blah blah", "subject": "64423", "sender_name": "Allison Dunlap"},
+    # "From: MAILER DAEMON <>", multipart/report: a bounce.
+    "cpython_msg_43.eml": IgnoredMessage,
+    # PGP/MIME: the signature is not an attachment of the complaint.
+    "cpython_msg_45.eml": {"text": "This is the signed contents.", "attachments": []},
+    # A forwarded mail is kept whole as an attachment.
+    "cpython_msg_46.eml": {"text": "GroupwiseForwardingTest", "attachments": [(None, "message/rfc822", 375)]},
+    "indonesian_signature.eml": {
+        "text": (
+            "Selamat pagi,\n\nJalan di depan SDN 3 Sudirman berlubang besar sejak dua minggu. Sudah ada "
+            "dua pengendara motor jatuh. Mohon segera diperbaiki – terima kasih."
+        ),
+        "subject": "Jalan berlubang di Jl. Sudirman – mohon diperbaiki",
+        "sender_name": "Budi Santoso – Warga",
+        "sender_email": "budi.santoso@contoh.id",
+        "parent_tracking_id": None,
+    },
+    "reply_pada_menulis.eml": {
+        "text": "Sudah seminggu, lubangnya makin besar. Foto menyusul.",
+        "parent_tracking_id": "LPR-7K3Q9X",
+        "reply_references": ["<CAB7x1@mail.contoh.id>", "<ack.1730000000.42@lapor.localhost>"],
+    },
+    "reply_gmail_alternative.eml": {
+        "text": "Still not collected after five days.",
+        "sender_name": "Siti Aminah",
+        "parent_tracking_id": "LPR-ABCDEF",
+        "reply_references": ["<ack.2@lapor.localhost>"],
+    },
+    "html_only.eml": {"text": "Lampu jalan di Gg. Melati mati & gelap.\n\nSudah tiga malam.\nMohon dicek."},
+    "latin1_mislabelled_cp1252.eml": {"text": "Petugas minta “uang rokok” € 5 di loket – café depan kantor."},
+    "gb2312_label_gb18030_text.eml": {"text": "朱镕基路的路灯坏了", "subject": "投诉"},
+    "unknown_charset.eml": {"text": "Air keruh sejak kemarin — berbau juga. Tagihan tetap naik 20\u00a0%."},
+    "raw_8bit_headers.eml": {"subject": "Trotoar rusak — Jl. Merdeka", "sender_name": "José Ramírez"},
+    "rfc2231_filenames.eml": {
+        "attachments": [
+            ("banjir – RT 04.png", "image/png", 29),
+            ("surat permohonan warga.pdf", "application/pdf", 21),
+            ("foto kerusakan.jpg", "image/jpeg", 22),
+        ]
+    },
+    # Parameters even compat32 cannot read: the files are kept, with the best name we can make out.
+    "rfc2231_broken.eml": {
+        "text": "Lampiran dengan nama aneh.",
+        "attachments": [
+            ("foto\ufffd.png", "image/png", 29),
+            ("data.binx", "application/octet-stream", 5),
+            ("scan.pdf", "application/octet-stream", 5),
+        ],
+    },
+    "truncated_no_closing_boundary.eml": {
+        "text": "Pesan ini terpotong di tengah lampiran.",
+        "attachments": [("potong.png", "image/png", 22)],
+    },
+    "auto_reply_out_of_office.eml": IgnoredMessage,
+    "x_autoreply.eml": IgnoredMessage,
+    "mailer_daemon_plain.eml": IgnoredMessage,
+    # No Message-ID: keyed by a hash of the bytes; an empty body leaves the subject as the complaint.
+    "no_message_id_subject_only.eml": {
+        "text": "LAPOR pohon tumbang di Jl. Kenanga",
+        "sender_email": "tono@contoh.id",
+        "reply_to": "tono.kantor@contoh.id",
+        "external_id": "sha256:"
+        + hashlib.sha256((PAYLOADS / "no_message_id_subject_only.eml").read_bytes()).hexdigest(),
+    },
+    # "Auto-Submitted: no" is a person; Outlook's unquoted original below the separator is dropped.
+    "outlook_original_message.eml": {"text": "Masih ada parkir liar setiap malam.", "parent_tracking_id": "LPR-QWERTZ"},
+    "not_an_email.eml": PayloadError,
+}
+
+
+def _fields(message: ChannelMessage) -> dict[str, Any]:
+    return {
+        "text": message.text,
+        "subject": message.subject,
+        "sender_name": message.sender_name,
+        "sender_email": message.sender_email,
+        "reply_to": message.reply_to,
+        "external_id": message.external_id,
+        "parent_tracking_id": message.parent_tracking_id,
+        "reply_references": message.extra["reply_references"],
+        "attachments": [(each.filename, each.content_type, each.size) for each in message.attachments],
+    }
+
+
+def test_every_payload_file_is_in_the_table() -> None:
+    assert sorted(path.name for path in PAYLOADS.glob("*.eml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize(("filename", "expected"), sorted(EXPECTED.items()))
+def test_mail_file_parses_to_channel_message(filename: str, expected: dict[str, Any] | type[Exception]) -> None:
+    raw = (PAYLOADS / filename).read_bytes()
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            parse_mail(raw, {}, "smtp")
+        return
+    [message] = parse_mail(raw, {}, "smtp")
+    assert message.channel == "email"
+    assert message.provider == "smtp"
+    got = _fields(message)
+    assert {key: got[key] for key in expected} == expected
+    assert message.external_id == external_id(raw, {})
+
+
+def test_adapters_parse_the_same_mail_under_their_own_provider() -> None:
+    raw = (PAYLOADS / "cpython_msg_01.eml").read_bytes()
+    assert smtp.ADAPTER.parse(raw, {})[0].provider == "smtp"
+    assert imap.ADAPTER.parse(raw, {})[0].provider == "imap"
+    assert (
+        smtp.ADAPTER.external_id(raw, {})
+        == imap.ADAPTER.external_id(raw, {})
+        == "<15090.61304.110929.45684@aaa.zzz.org>"
+    )
+
+
+def test_extra_carries_subject_and_message_id_for_the_acknowledgement() -> None:
+    [message] = parse_mail((PAYLOADS / "indonesian_signature.eml").read_bytes(), {}, "smtp")
+    assert message.extra["subject"] == "Jalan berlubang di Jl. Sudirman – mohon diperbaiki"
+    assert message.extra["message_id"] == "<CAB7x1@mail.contoh.id>"
+
+
+def test_empty_envelope_sender_is_a_bounce_whatever_the_headers_say() -> None:
+    raw = (PAYLOADS / "cpython_msg_01.eml").read_bytes()
+    with pytest.raises(IgnoredMessage, match="empty envelope sender"):
+        parse_mail(raw, {"mail_from": ""}, "smtp")
+
+
+def test_envelope_sender_answers_a_mail_without_from() -> None:
+    [message] = parse_mail(b"Subject: Lampu mati\r\n\r\nLampu jalan mati.\r\n", {"mail_from": "x@contoh.id"}, "smtp")
+    assert message.sender_email is None
+    assert message.reply_to == "x@contoh.id"
+
+
+@pytest.mark.parametrize("raw", [b"", b"   \r\n", b"\x00\x01\x02\x03 binary garbage without any header"])
+def test_bytes_that_are_no_mail_are_a_payload_error(raw: bytes) -> None:
+    with pytest.raises(PayloadError):
+        parse_mail(raw, {}, "smtp")
+
+
+def test_a_mail_that_is_only_an_attachment_still_makes_a_complaint() -> None:
+    [message] = parse_mail((PAYLOADS / "cpython_msg_22.eml").read_bytes(), {}, "smtp")
+    outcome = normalize(message, received_at=datetime(2026, 11, 25, tzinfo=UTC))
+    assert isinstance(outcome, NewComplaint)
+    assert len(outcome.record.attachments) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "charset", "expected"),
+    [
+        (b"caf\xe9 \x80", "iso-8859-1", "café €"),
+        (b"caf\xc3\xa9", "iso-8859-1", "café"),  # UTF-8 under a Latin-1 label is still UTF-8
+        (b"\xd6\xec\xe9\x46\xbb\xf9", "gb2312", "朱镕基"),
+        (b"\xe2\x80\x94", "x-nonexistent", "—"),
+        (b"\x81 \xe2\x80", "us-ascii", "\ufffd â€"),  # neither UTF-8 nor cp1252: replaced, never raised
+        (b"plain", None, "plain"),
+    ],
+)
+def test_decode_text_survives_lying_charset_labels(data: bytes, charset: str | None, expected: str) -> None:
+    assert decode_text(data, charset) == expected
+
+
+def test_html_to_text_keeps_blocks_and_drops_quotes_and_scripts() -> None:
+    html = "<div>Satu<br>Dua</div><script>x()</script><blockquote>lama</blockquote><p>Tiga &lt;4&gt;</p>"
+    assert html_to_text(html) == "Satu\nDua\n\nTiga <4>"
+
+
+def test_quotes_attribution_and_signature_are_stripped() -> None:
+    text = "Baru.\nOn Tue, 3 Nov 2026, LAPOR! <lapor@x.id>\nwrote:\n> lama\n>> lebih lama\nLagi baru.\n-- \nNama"
+    assert strip_quotes_and_signature(text) == "Baru.\nLagi baru."
+
+
+def test_enrich_saves_attachment_bytes_by_sha256_and_drops_them_from_extra(tmp_path: Path) -> None:
+    raw = (PAYLOADS / "cpython_msg_07.eml").read_bytes()
+    [message] = parse_mail(raw, {}, "smtp")
+    ctx = make_context(MemoryInbox().accept, tmp_path)
+
+    enriched = asyncio.run(save_attachments(message, smtp.SmtpSettings(), ctx))
+
+    [attachment] = enriched.attachments
+    stored = (tmp_path / "attachments" / attachment.sha256).read_bytes()
+    assert hashlib.sha256(stored).hexdigest() == attachment.sha256
+    assert stored[:6] == b"GIF87a"
+    assert attachment.filename == "dingusfish.gif"
+    assert "media" not in enriched.extra
+    assert enriched.extra["subject"] == "Here is your dingus fish"
+
+
+def test_enrich_refuses_bytes_that_do_not_match_their_hash(tmp_path: Path) -> None:
+    [message] = parse_mail((PAYLOADS / "cpython_msg_07.eml").read_bytes(), {}, "smtp")
+    media = [{**message.extra["media"][0], "data": base64.b64encode(b"something else").decode()}]
+    tampered = ChannelMessage(**{**message.__dict__, "extra": {**message.extra, "media": media}})
+    with pytest.raises(PayloadError):
+        asyncio.run(save_attachments(tampered, smtp.SmtpSettings(), make_context(MemoryInbox().accept, tmp_path)))

@@ -1,0 +1,110 @@
+"""Acknowledgements through the relay, seen by a real SMTP server on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from channels.base import Reply, Sent
+from channels.email import imap, smtp
+from channels.email.relay import RelaySettings, acknowledgement_subject
+from gateway.errors import ProviderError, ProviderRejected
+from tests.channels.dovecot_rig import free_port
+from tests.channels.email_rig import running_relay
+
+ACK_TEXT = "Laporan Anda diterima. No. LPR-7K3Q9X. Cek status: kirim STATUS LPR-7K3Q9X"
+
+
+def reply(**overrides: Any) -> Reply:
+    fields: dict[str, Any] = {
+        "channel": "email",
+        "provider": "smtp",
+        "to": "budi.santoso@contoh.id",
+        "text": ACK_TEXT,
+        "idempotency_key": "reply:1:0",
+        "tracking_id": "LPR-7K3Q9X",
+        "in_reply_to": "<CAB7x1@mail.contoh.id>",
+        "extra": {"subject": "Jalan berlubang – Jl. Sudirman", "message_id": "<CAB7x1@mail.contoh.id>"},
+    }
+    return Reply(**{**fields, **overrides})
+
+
+def send_through(relay_port: int, message: Reply, **relay: Any) -> Sent:
+    settings = smtp.SmtpSettings(relay=RelaySettings(port=relay_port, from_address="lapor@kota.go.id", **relay))
+
+    async def main() -> Sent:
+        async with httpx.AsyncClient() as client:
+            return await smtp.send(message, settings, client)
+
+    return asyncio.run(main())
+
+
+def test_acknowledgement_answers_the_citizen_mail_in_its_thread() -> None:
+    with running_relay() as relay:
+        sent = send_through(relay.port, reply())
+
+    [(mail_from, rcpt_tos, message)] = relay.received
+    assert mail_from == "lapor@kota.go.id"
+    assert rcpt_tos == ["budi.santoso@contoh.id"]
+    assert message["Subject"] == "[LPR-7K3Q9X] Jalan berlubang – Jl. Sudirman"
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["In-Reply-To"] == message["References"] == "<CAB7x1@mail.contoh.id>"
+    assert message["Message-ID"] == sent.provider_message_id
+    assert str(sent.provider_message_id).endswith("@kota.go.id>")
+    assert message.get_content().strip() == ACK_TEXT
+
+
+def test_a_follow_up_acknowledgement_does_not_repeat_re_or_the_tracking_id() -> None:
+    assert (
+        acknowledgement_subject("LPR-7K3Q9X", "Re: RE: [LPR-7K3Q9X] Jalan berlubang") == "[LPR-7K3Q9X] Jalan berlubang"
+    )
+    assert acknowledgement_subject("LPR-7K3Q9X", None) == "[LPR-7K3Q9X] Laporan Anda"
+    assert acknowledgement_subject(None, "Lampu mati") == "Re: Lampu mati"
+
+
+def test_a_mail_without_message_id_gets_an_acknowledgement_without_in_reply_to() -> None:
+    with running_relay() as relay:
+        send_through(relay.port, reply(extra={"subject": None, "message_id": None}, in_reply_to="sha256:ab"))
+
+    [(_, _, message)] = relay.received
+    assert message["In-Reply-To"] is None
+    assert message["Subject"] == "[LPR-7K3Q9X] Laporan Anda"
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"), [("550 5.1.1 No such user", ProviderRejected), ("451 4.3.0 Busy", ProviderError)]
+)
+def test_relay_refusals_map_onto_reject_or_retry(answer: str, error: type[Exception]) -> None:
+    with running_relay() as relay:
+        relay.refuse["budi.santoso@contoh.id"] = answer
+        with pytest.raises(error):
+            send_through(relay.port, reply())
+    assert relay.received == []
+
+
+def test_an_unreachable_relay_is_retryable() -> None:
+    with pytest.raises(ProviderError):
+        send_through(free_port(), reply(), timeout_seconds=5)
+
+
+def test_starttls_asked_of_a_relay_without_it_is_rejected_for_good() -> None:
+    with running_relay() as relay, pytest.raises(ProviderRejected, match=r"(?i)starttls"):
+        send_through(relay.port, reply(), starttls=True)
+
+
+def test_an_address_a_header_cannot_carry_is_rejected_for_good() -> None:
+    with running_relay() as relay, pytest.raises(ProviderRejected):
+        send_through(relay.port, reply(to="budi@contoh.id\r\nBcc: everyone@contoh.id"))
+    assert relay.received == []
+
+
+def test_without_a_relay_no_acknowledgement_can_be_sent() -> None:
+    async def main() -> Sent:
+        async with httpx.AsyncClient() as client:
+            return await imap.send(reply(provider="imap"), imap.ImapSettings(), client)
+
+    with pytest.raises(ProviderRejected, match=r"channels\.imap\.relay"):
+        asyncio.run(main())
