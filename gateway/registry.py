@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from channels import jasmin, kannel, manual, twilio
+from channels import csv_import, jasmin, kannel, manual, twilio
 from channels.base import ChannelAdapter
 
 CHANNELS: dict[str, ChannelAdapter] = {
     "manual": manual.ADAPTER,
+    "csv": csv_import.ADAPTER,
     "twilio": twilio.ADAPTER,
     "kannel": kannel.ADAPTER,
     "jasmin": jasmin.ADAPTER,
