@@ -1,0 +1,98 @@
+"""The periodic recap regional offices send upward: complaint counts per channel, source, category and status.
+
+``build`` counts in the store; ``to_csv`` and ``to_xlsx`` write it out. Names
+for codes come from the caller (``name_of``), so the same recap can be
+labelled in Bahasa Indonesia on the web and left as codes elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from sinks.store.db import Store
+from sinks.store.models import Complaint
+
+# Dimension code -> the column it counts by, and its heading in the files.
+DIMENSIONS: dict[str, str] = {"channel": "Kanal", "source": "Sumber", "category": "Kategori", "status": "Status"}
+HEADINGS = ("Dimensi", "Kode", "Nama", "Jumlah")
+
+NameOf = Callable[[str, str | None], str]
+
+
+def codes_only(dimension: str, code: str | None) -> str:
+    return code or "-"
+
+
+@dataclass(frozen=True)
+class Recap:
+    """Counts of complaints received in [start, end); ``counts[dimension]`` is (code, count), largest first."""
+
+    start: datetime
+    end: datetime
+    total: int
+    counts: dict[str, list[tuple[str | None, int]]]
+
+
+def build(store: Store, start: datetime, end: datetime) -> Recap:
+    period = (col(Complaint.received_at) >= start, col(Complaint.received_at) < end)
+    counts: dict[str, list[tuple[str | None, int]]] = {}
+    with store.read() as session:
+        total = session.execute(select(func.count()).select_from(Complaint).where(*period)).scalar_one()
+        for dimension in DIMENSIONS:
+            column = getattr(Complaint, dimension)
+            rows = session.execute(select(column, func.count()).where(*period).group_by(column)).all()
+            # Largest first; ties by code so the file is the same every time.
+            counts[dimension] = sorted(((code, int(n)) for code, n in rows), key=lambda r: (-r[1], r[0] or ""))
+    return Recap(start=start, end=end, total=int(total), counts=counts)
+
+
+def rows(recap: Recap, name_of: NameOf = codes_only) -> list[tuple[str, str, str, int]]:
+    """The recap as (dimension heading, code, name, count) lines, a total line first."""
+    lines: list[tuple[str, str, str, int]] = [("Total", "", "Semua laporan", recap.total)]
+    for dimension, heading in DIMENSIONS.items():
+        for code, count in recap.counts[dimension]:
+            lines.append((heading, code or "", name_of(dimension, code), count))
+    return lines
+
+
+def to_csv(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["Periode", period_text, "", ""])
+    writer.writerow(HEADINGS)
+    writer.writerows(rows(recap, name_of))
+    return out.getvalue()
+
+
+def to_xlsx(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> bytes:
+    """One sheet with every line, then one sheet per dimension (easy to chart in a spreadsheet)."""
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Rekap"
+    sheet.append(["Periode", period_text])
+    sheet.append(list(HEADINGS))
+    for line in rows(recap, name_of):
+        sheet.append(list(line))
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    sheet.column_dimensions["A"].width = 12
+    sheet.column_dimensions["C"].width = 40
+    for dimension, heading in DIMENSIONS.items():
+        part = book.create_sheet(heading)
+        part.append(["Kode", "Nama", "Jumlah"])
+        for code, count in recap.counts[dimension]:
+            part.append([code or "", name_of(dimension, code), count])
+        part.column_dimensions["B"].width = 40
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
