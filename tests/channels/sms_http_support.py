@@ -187,10 +187,11 @@ class ProviderServer:
 
 
 @contextmanager
-def serve_app(app: FastAPI, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+def serve_app(app: FastAPI, port: int | None = None, *, lifespan: bool = False) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 in a thread (the gateway's app with its lifespan); yields its URL."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -1,0 +1,208 @@
+"""Twilio through the real gateway (SQLite and PostgreSQL): webhook → inbox → worker → complaint + reply via the API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import Gateway, create_app
+from gateway.config import Config
+from sinks.store.db import Store
+from tests.channels.sms_gateway_support import complaints, inbox, inbox_count, outbox, wait_until
+from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, run, serve_app
+from tests.channels.test_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, sign
+from tests.conftest import bearer
+
+MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+REPLY_SID = "SMfeedface0000000000000000000000aa"
+TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+ACK = "Laporan Anda diterima. No. {0}. Cek status: kirim STATUS {0}"
+
+
+def payload(name: str, api: ProviderServer | None = None) -> bytes:
+    raw = (PAYLOADS / "twilio" / name).read_bytes()
+    if api is not None:  # media URLs point at the stand-in API instead of api.twilio.com
+        raw = raw.replace(quote("https://api.twilio.com", safe="").encode(), quote(api.base_url, safe="").encode())
+    return raw
+
+
+def headers_for(body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": sign(PUBLIC_URL + "/webhooks/twilio", body),
+    }
+
+
+@pytest.fixture
+def twilio_api() -> Any:
+    with ProviderServer() as api:
+        api.answers[MESSAGES_PATH] = Canned(
+            status=201, body=b'{"sid": "%s", "status": "queued"}' % REPLY_SID.encode(), content_type="application/json"
+        )
+        yield api
+
+
+@pytest.fixture
+def twilio_config(make_config: Callable[..., Config], twilio_api: ProviderServer) -> Config:
+    return make_config(
+        http={"public_url": PUBLIC_URL},
+        channels={
+            "twilio": {
+                "enabled": True,
+                "account_sid": ACCOUNT_SID,
+                "auth_token": AUTH_TOKEN,
+                "api_base": twilio_api.base_url,
+            }
+        },
+    )
+
+
+def replies_sent(api: ProviderServer) -> list[dict[str, str]]:
+    return [dict(parse_qsl(call.body.decode())) for call in api.calls if call.path == MESSAGES_PATH]
+
+
+def done_replies(store: Store) -> list[dict[str, Any]]:
+    return [row for row in outbox(store) if row["status"] == "done"]
+
+
+def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderServer
+) -> None:
+    body = payload("sms_basic.form")
+    with running_client(twilio_config) as client:
+        response = client.post("/webhooks/twilio", content=body, headers=headers_for(body))
+        assert (response.status_code, response.content) == (200, TWIML)
+        [row] = inbox(store)  # committed before the answer
+        assert (row["channel"], row["provider"], row["raw"]) == ("sms", "twilio", body)
+        [reply] = wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+
+    [record] = complaints(store)
+    assert record["channel"] == "sms"
+    assert record["provider"] == "twilio"
+    assert record["external_id"] == "SM5f0e9a1c2b3d4e5f6a7b8c9d0e1f2a3b"
+    assert record["body"] == "Jalan berlubang di depan SDN 3 Cibinong, mohon segera diperbaiki"
+    assert record["reporter"]["phone"] == "+6281234567890"
+    assert replies_sent(twilio_api) == [
+        {"To": "+6281234567890", "From": "+14155550123", "Body": ACK.format(record["tracking_id"])}
+    ]
+    assert reply["provider_message_id"] == REPLY_SID
+
+
+def test_whatsapp_message_keeps_profile_name_and_downloads_media(
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderServer
+) -> None:
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF sampah di pasar"
+    media_path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM7d6c5b4a39281706f5e4d3c2b1a09f8e/Media/"
+    twilio_api.answers[media_path + "ME1a2b3c4d5e6f708192a3b4c5d6e7f809"] = Canned(body=jpeg, content_type="image/jpeg")
+    body = payload("whatsapp_image.form", twilio_api)
+    with running_client(twilio_config) as client:
+        assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
+        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+
+    [record] = complaints(store)
+    assert (record["channel"], record["provider"]) == ("whatsapp", "twilio")
+    assert record["reporter"]["name"] == "Siti Rahayu"
+    assert record["reporter"]["phone"] == "+6281398765432"
+    digest = hashlib.sha256(jpeg).hexdigest()
+    assert record["attachments"] == [
+        {
+            "filename": "ME1a2b3c4d5e6f708192a3b4c5d6e7f809.jpg",
+            "content_type": "image/jpeg",
+            "size": len(jpeg),
+            "sha256": digest,
+        }
+    ]
+    assert (Path(twilio_config.data_dir) / "attachments" / digest[:2] / digest).read_bytes() == jpeg
+    [media_call] = [call for call in twilio_api.calls if call.path.startswith(media_path)]
+    assert media_call.headers["authorization"].startswith("Basic ")
+    [sent] = replies_sent(twilio_api)
+    assert (sent["To"], sent["From"]) == ("whatsapp:+6281398765432", "whatsapp:+14155238886")
+
+
+def test_forged_signature_stores_nothing(
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient]
+) -> None:
+    body = payload("sms_basic.form")
+    with running_client(twilio_config) as client:
+        forged = {**headers_for(body), "X-Twilio-Signature": sign(PUBLIC_URL + "/webhooks/twilio", body, "guess")}
+        assert client.post("/webhooks/twilio", content=body, headers=forged).status_code == 403
+        unsigned = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert client.post("/webhooks/twilio", content=body, headers=unsigned).status_code == 403
+    assert inbox_count(store) == 0
+
+
+def test_redelivered_and_concurrent_copies_make_one_complaint_and_each_gets_twiml(
+    twilio_config: Config, store: Store, twilio_api: ProviderServer
+) -> None:
+    body = payload("sms_unicode.form")
+    with serve_app(create_app(Gateway(twilio_config, store)), lifespan=True) as base_url:
+
+        async def deliver(copies: int) -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base_url) as http:
+                posts = (http.post("/webhooks/twilio", content=body, headers=headers_for(body)) for _ in range(copies))
+                return await asyncio.gather(*posts)
+
+        answers = run(deliver(12))
+        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        answers += run(deliver(1))  # Twilio's later redelivery of the same MessageSid
+
+    assert [(answer.status_code, answer.content) for answer in answers] == [(200, TWIML)] * 13
+    assert inbox_count(store) == 1
+    [record] = complaints(store)
+    assert record["body"] == "lampu PJU mati 3 minggu 😡 gelap sekali"
+    assert len(outbox(store)) == 1
+    assert len(replies_sent(twilio_api)) == 1
+
+
+def test_api_500_keeps_the_reply_for_retry_then_failed_then_replayable(
+    twilio_config: Config,
+    store: Store,
+    running_client: Callable[[Config], TestClient],
+    twilio_api: ProviderServer,
+    admin_token: str,
+) -> None:
+    ok = twilio_api.answers[MESSAGES_PATH]
+    twilio_api.answers[MESSAGES_PATH] = Canned(status=500, body=b'{"code": 20500}', content_type="application/json")
+    body = payload("sms_basic.form")
+    with running_client(twilio_config) as client:
+        assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
+        [failed] = wait_until(lambda: [r for r in outbox(store) if r["status"] == "failed"], "the reply to fail")
+        assert failed["attempts"] == twilio_config.worker.max_attempts == len(replies_sent(twilio_api))
+        assert failed["error_type"] == "ProviderError"
+        [record] = complaints(store)  # the complaint stands whatever happens to its reply
+        listed = client.get("/api/v1/failed", headers=bearer(admin_token)).json()["items"]
+        assert f"outbox-{failed['id']}" in [item["id"] for item in listed]
+
+        twilio_api.answers[MESSAGES_PATH] = ok
+        replayed = client.post(f"/api/v1/failed/outbox-{failed['id']}/replay", headers=bearer(admin_token))
+        assert replayed.status_code == 200
+        [sent] = wait_until(lambda: done_replies(store), "the replayed reply to be sent")
+
+    assert sent["provider_message_id"] == REPLY_SID
+    assert replies_sent(twilio_api)[-1]["Body"] == ACK.format(record["tracking_id"])
+    assert len(complaints(store)) == 1
+
+
+def test_status_callback_updates_the_reply_and_makes_no_complaint(
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient]
+) -> None:
+    first = payload("sms_basic.form")
+    status = (
+        f"SmsSid={REPLY_SID}&SmsStatus=delivered&MessageStatus=delivered&To=%2B6281234567890"
+        f"&MessageSid={REPLY_SID}&AccountSid={ACCOUNT_SID}&From=%2B14155550123&ApiVersion=2010-04-01"
+    ).encode()
+    with running_client(twilio_config) as client:
+        client.post("/webhooks/twilio", content=first, headers=headers_for(first))
+        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        assert client.post("/webhooks/twilio", content=status, headers=headers_for(status)).status_code == 200
+        wait_until(lambda: done_replies(store)[0]["delivery_status"] == "delivered", "the receipt to be applied")
+        wait_until(lambda: inbox(store)[-1]["status"] == "ignored", "the callback row to be marked ignored")
+    assert len(complaints(store)) == 1
