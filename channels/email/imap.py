@@ -214,7 +214,9 @@ async def serve(settings: ImapSettings, ctx: ChannelContext) -> None:
                 connection = await asyncio.to_thread(_connect, settings)
                 log.info(CONNECTED, host=settings.host, folder=settings.folder, idle=connection.can_idle)
                 while True:
-                    await _drain(connection, settings, ctx)
+                    # Until a pass finds nothing: mail that came during a pass is taken before we wait.
+                    while await _drain(connection, settings, ctx):
+                        pass
                     backoff = BACKOFF_FIRST_SECONDS
                     await _wait_for_mail(connection, settings)
             except Exception as exc:  # network, server or store trouble: the mail stays, we come back
