@@ -17,6 +17,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -152,24 +153,37 @@ def _number(value: str) -> float | str | None:
         return value
 
 
-def _body(values: Mapping[str, str], categories: Collection[str]) -> tuple[dict[str, Any], list[str]]:
-    errors: list[str] = []
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s().-]{8,20}$")
+
+
+def _body(values: Mapping[str, str], categories: Collection[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The manual-entry body for a row or form, with what is wrong per column (Indonesian)."""
+    errors: dict[str, str] = {}
+    if not values.get("isi", "").strip():
+        errors["isi"] = "wajib diisi"
     source = _lookup(values.get("sumber", ""), SOURCES, "other")
     if source is None:
-        errors.append(f"sumber {values['sumber'].strip()!r} tidak dikenal")
+        errors["sumber"] = f"{values['sumber'].strip()!r} tidak dikenal"
     anonymity = _lookup(values.get("kerahasiaan", ""), ANONYMITY, "public")
     if anonymity is None:
-        errors.append(f"kerahasiaan {values['kerahasiaan'].strip()!r} tidak dikenal (publik, rahasia, anonim)")
+        errors["kerahasiaan"] = f"{values['kerahasiaan'].strip()!r} tidak dikenal (publik, rahasia, anonim)"
     category = values.get("kategori", "").strip().lower() or None
     if category is not None and category not in categories:
-        errors.append(f"kategori {category!r} tidak ada dalam daftar kategori")
+        errors["kategori"] = f"{category!r} tidak ada dalam daftar kategori"
+    # An anonymous report keeps no identity even in its raw inbox payload: nobody can read it back later.
+    identity = {} if anonymity == "anonymous" else {key: values.get(key, "").strip() or None for key in _IDENTITY}
+    if identity.get("email") and not _EMAIL.match(identity["email"] or ""):
+        errors["email"] = "bukan alamat e-mail"
+    if identity.get("telepon") and not _PHONE.match(identity["telepon"] or ""):
+        errors["telepon"] = "bukan nomor telepon"
     location = {
         "text": values.get("lokasi", "").strip() or None,
         "lat": _number(values.get("lat", "")),
         "lon": _number(values.get("lon", "")),
     }
-    # An anonymous row keeps no identity even in its raw inbox payload: nobody can read it back later.
-    identity = {} if anonymity == "anonymous" else {key: values.get(key, "").strip() or None for key in _IDENTITY}
+    if (location["lat"] is None) != (location["lon"] is None):
+        errors["lat" if location["lat"] is None else "lon"] = "isi lintang dan bujur bersama-sama"
     body: dict[str, Any] = {
         "body": values.get("isi", ""),
         "subject": values.get("judul", "").strip() or None,
@@ -201,20 +215,29 @@ _FIELD_COLUMNS = {
 }
 
 
-def _row(number: int, values: Mapping[str, str], categories: Collection[str]) -> Row:
+def check_values(values: Mapping[str, str], categories: Collection[str]) -> tuple[bytes | None, dict[str, str]]:
+    """A row (or the web form, which uses the same names) as a manual-entry body, or its errors per column.
+
+    The body is the entry's canonical JSON: the same report always gives the same bytes.
+    """
     body, errors = _body(values, categories)
     if errors:
-        return Row(number, values, tuple(errors))
+        return None, errors
     try:
         entry = manual.ManualEntry.model_validate(body)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors(include_url=False):
             column = _FIELD_COLUMNS.get(str(error["loc"][-1]), ".".join(map(str, error["loc"])))
-            problems.append(f"kolom {column}: {_message(error)}")
-        return Row(number, values, tuple(problems))
-    raw = entry.model_dump_json(exclude_none=True).encode()
-    return Row(number, values, raw=raw, external_id="row-" + hashlib.sha256(raw).hexdigest())
+            errors.setdefault(column, _message(error))
+        return None, errors
+    return entry.model_dump_json(exclude_none=True).encode(), {}
+
+
+def _row(number: int, values: Mapping[str, str], categories: Collection[str]) -> Row:
+    raw, errors = check_values(values, categories)
+    if raw is None:
+        return Row(number, values, tuple(f"{column}: {message}" for column, message in errors.items()))
+    return Row(number, values, raw=raw, external_id=external_id(raw, {}))
 
 
 def _message(error: Mapping[str, Any]) -> str:
