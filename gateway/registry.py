@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels import csv_import, jasmin, kannel, manual, twilio
 from channels.base import ChannelAdapter
+from channels.email import imap, smtp
 
 CHANNELS: dict[str, ChannelAdapter] = {
     "manual": manual.ADAPTER,
@@ -11,6 +12,8 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "twilio": twilio.ADAPTER,
     "kannel": kannel.ADAPTER,
     "jasmin": jasmin.ADAPTER,
+    "smtp": smtp.ADAPTER,
+    "imap": imap.ADAPTER,
 }
 
 
