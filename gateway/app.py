@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
 from gateway import api, logs
+from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
@@ -38,6 +39,7 @@ class Gateway:
         self.metrics = Metrics()
         self.metrics.watch_queue(lambda: queue_depths(self.store))
         self.waiters = Waiters()
+        self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
         self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
         self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)

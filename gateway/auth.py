@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,3 +61,26 @@ def authenticate(store: Store, token: str) -> Principal:
     if found is None:
         raise AuthError("unknown or revoked token")
     return Principal(name=found.name, role=found.role)
+
+
+class TokenCache:
+    """Remembers good tokens for ``ttl_s`` seconds so a busy API does not read the table on every request.
+
+    A revoked token therefore stops working within ``ttl_s`` in every process.
+    """
+
+    def __init__(self, store: Store, ttl_s: float = 10.0) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._known: dict[str, tuple[Principal, float]] = {}
+
+    def cached(self, token: str) -> Principal | None:
+        hit = self._known.get(hash_token(token))
+        return hit[0] if hit and hit[1] > time.monotonic() else None
+
+    def authenticate(self, token: str) -> Principal:
+        principal = self.cached(token)
+        if principal is None:
+            principal = authenticate(self._store, token)
+            self._known[hash_token(token)] = (principal, time.monotonic() + self._ttl_s)
+        return principal

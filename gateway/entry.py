@@ -74,7 +74,8 @@ async def submit(
             return EntryResult(UNAVAILABLE, {"detail": str(exc)}, headers={"Retry-After": "5"})
         if accepted.duplicate and not await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw):
             return EntryResult(KEY_REUSED, {"detail": "Idempotency-Key was already used with a different body"})
-        answer = await run_in_threadpool(_stored_answer, gateway, accepted.inbox_id)
+        # A redelivered key may be long finished; a new row cannot be, so it only waits.
+        answer = await run_in_threadpool(_stored_answer, gateway, accepted.inbox_id) if accepted.duplicate else None
         if answer is None:
             answer = await _wait_for_worker(gateway, accepted.inbox_id, completed)
     if answer is None:
@@ -110,9 +111,12 @@ async def _wait_for_worker(
     """In-process worker: wait for its word. Separate workers: look at the row now and then."""
     if gateway.config.worker.in_process:
         try:
-            await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
+            completion = await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
         except TimeoutError:
-            return None
+            # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
+            return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+        if completion.status == DONE and completion.records:
+            return STORED, completion.records[0]
         return await run_in_threadpool(_stored_answer, gateway, inbox_id)
     delay = 0.02
     deadline = asyncio.get_running_loop().time() + ENTRY_WAIT_S

@@ -43,7 +43,17 @@ from normalizer.types import ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.db import Store
-from sinks.store.models import DONE, FAILED, IGNORED, PENDING, PROCESSING, InboxMessage, OutboxMessage, utcnow
+from sinks.store.models import (
+    DONE,
+    FAILED,
+    IGNORED,
+    PENDING,
+    PROCESSING,
+    Complaint,
+    InboxMessage,
+    OutboxMessage,
+    utcnow,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +157,8 @@ class Completion:
     status: str
     tracking_ids: tuple[str, ...] = ()
     error: str | None = None
+    # The schema-v1 records the row produced, so a waiting request needs no second read.
+    records: tuple[dict[str, Any], ...] = ()
 
 
 class Worker:
@@ -241,12 +253,13 @@ class Worker:
                 .where(col(OutboxMessage.provider_message_id) == receipt.provider_message_id)
                 .values(delivery_status=receipt.status)
             )
-        tracking_ids: list[str] = []
+        records: list[dict[str, Any]] = []
         if parsed.ignored is None:
             for message, outcome in parsed.outcomes:
-                tracking_id = self._store_outcome(session, row, parsed.adapter, message, outcome, stored_at)
-                if tracking_id:
-                    tracking_ids.append(tracking_id)
+                complaint = self._store_outcome(session, row, parsed.adapter, message, outcome, stored_at)
+                if complaint is not None:
+                    records.append(queries.complaint_record(complaint))
+        tracking_ids = [record["tracking_id"] for record in records]
         status = IGNORED if parsed.ignored is not None else DONE
         session.execute(
             update(InboxMessage)
@@ -263,7 +276,7 @@ class Worker:
             log.info(logs.WORKER_IGNORED, inbox_id=row.id, channel=row.channel, reason=parsed.ignored)
         else:
             log.info(logs.WORKER_PROCESSED, inbox_id=row.id, channel=row.channel, tracking_ids=tracking_ids)
-        return Completion(row.id, _key(row), status, tuple(tracking_ids))
+        return Completion(row.id, _key(row), status, tuple(tracking_ids), records=tuple(records))
 
     def _store_outcome(
         self,
@@ -273,7 +286,8 @@ class Worker:
         message: ChannelMessage,
         outcome: Outcome,
         stored_at: datetime,
-    ) -> str | None:
+    ) -> Complaint | None:
+        """Store what one message asks for; the complaint it made (or had made before), if any."""
         assert row.id is not None
         replies = self.config.replies
         if isinstance(outcome, StatusQuery):
@@ -296,7 +310,7 @@ class Worker:
 
         existing = queries.complaint_for_part(session, row.id, message.part)
         if existing is not None:  # a replay of a row that already made its complaint
-            return existing.tracking_id
+            return existing
         record = outcome.record
         parent = self._parent(session, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
@@ -311,7 +325,7 @@ class Worker:
         body = queries.complaint_record(complaint)
         for sink in self.config.sinks:
             _add_outbox(session, "forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", complaint, body)
-        return complaint.tracking_id
+        return complaint
 
     def _parent(
         self,
