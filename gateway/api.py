@@ -40,7 +40,9 @@ def requires(role: str) -> Callable[[Request], Awaitable[Principal]]:
         tokens = _gateway(request).tokens
         try:
             # A cached token costs no thread hop and no query; only a miss goes to the database.
-            principal = tokens.cached(token.strip()) or await run_in_threadpool(tokens.authenticate, token.strip())
+            principal = tokens.cached(token.strip())
+            if principal is None:
+                principal = await run_in_threadpool(tokens.authenticate, token.strip())
         except AuthError as exc:
             log.info(logs.AUTH_REFUSED, path=request.url.path)
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
