@@ -44,6 +44,7 @@ BACKOFF_MAX_S = 60.0
 # The SMSC waits this long for a deliver_sm_resp before it re-sends; answer "retry" before that.
 ACCEPT_TIMEOUT_S = 25.0
 SUBMIT_TIMEOUT_S = 30.0
+UNBIND_WAIT_S = 5.0
 UNANSWERED_ENQUIRE_LINKS = 3
 MAX_PDU_OCTETS = 64 * 1024
 GENERIC_NACK = 0x80000000
@@ -141,7 +142,6 @@ class SmppLink:
         self._esme = _Esme(settings)
         self._pending: dict[int, concurrent.futures.Future[tuple[int, str | None]]] = {}
         self._pending_lock = threading.Lock()
-        self._stopping = False
 
     # --- the loop thread's side -------------------------------------------------------------
 
@@ -153,18 +153,17 @@ class SmppLink:
         try:
             await asyncio.shield(asyncio.wrap_future(finished))
         except asyncio.CancelledError:
-            self.stop()
-            # The thread may be waiting on a deliver_sm this loop still has to finish: keep the loop running.
+            # Unbind politely and let the read thread see the unbind_resp; cut the socket if that takes too
+            # long. The thread may be waiting on a deliver_sm this loop still has to finish: keep awaiting.
+            if self.was_bound:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._esme.send_pdu, smpp.make_pdu("unbind", client=self._esme))
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(finished), ACCEPT_TIMEOUT_S + 5)
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(finished)), UNBIND_WAIT_S)
+            self._esme.shutdown()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(finished), ACCEPT_TIMEOUT_S + UNBIND_WAIT_S)
             raise
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self.was_bound:
-            with contextlib.suppress(Exception):
-                self._esme.send_pdu(smpp.make_pdu("unbind", client=self._esme))
-        self._esme.shutdown()
 
     async def submit(self, **fields: Any) -> tuple[int, str | None]:
         """Sends one submit_sm; ``(command_status, message_id)`` from its submit_sm_resp."""
@@ -210,12 +209,13 @@ class SmppLink:
                 for answer in self._pending.values():
                     answer.set_exception(LinkDown("link lost before submit_sm_resp"))
                 self._pending.clear()
+            self._esme.state = consts.SMPP_CLIENT_STATE_OPEN  # we said goodbye or the link is gone anyway
             with contextlib.suppress(Exception):
                 self._esme.disconnect()
 
     def _read_loop(self) -> None:
         unanswered = 0
-        while not self._stopping:
+        while True:
             frame = self._esme.read_frame()
             if frame is None:
                 if unanswered >= UNANSWERED_ENQUIRE_LINKS:

@@ -105,8 +105,11 @@ def decode_deliver_sm(raw_pdu: bytes) -> DeliverSm:
         raise PayloadError(f"smpp: undecodable PDU ({type(exc).__name__}: {exc})") from exc
     if pdu is None or pdu.command != "deliver_sm":
         raise PayloadError(f"smpp: expected deliver_sm, got {getattr(pdu, 'command', None)}")
-    esm_class = int(pdu.esm_class or 0)
-    message = bytes(pdu.short_message or b"") or bytes(pdu.message_payload or b"")
+    short_message = pdu.short_message or b""
+    if pdu.esm_class is None or pdu.data_coding is None or pdu.sm_length is None or len(short_message) != pdu.sm_length:
+        raise PayloadError("smpp: truncated deliver_sm (mandatory fields missing)")
+    esm_class = int(pdu.esm_class)
+    message = bytes(short_message) or bytes(pdu.message_payload or b"")
     udh, body = b"", message
     concat: Concat | None = None
     if esm_class & UDHI:
@@ -255,7 +258,7 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
     for part in decoded.values():
         if part.is_receipt:
             raise IgnoredMessage(f"smpp: {RECEIPT_TYPES.get(part.message_type, 'not a message')}")
-    extra: dict[str, Any] = {"short_code": doc.destination_addr}
+    extra: dict[str, Any] = {}
     if doc.missing:
         extra.update(incomplete=True, missing_parts=doc.missing)
     return [
