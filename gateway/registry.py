@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels import csv_import, jasmin, kannel, manual, twilio
+from channels import csv_import, jasmin, kannel, manual, smpp, twilio
 from channels.base import ChannelAdapter
 from channels.email import imap, smtp
 
@@ -12,6 +12,7 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "twilio": twilio.ADAPTER,
     "kannel": kannel.ADAPTER,
     "jasmin": jasmin.ADAPTER,
+    "smpp": smpp.ADAPTER,
     "smtp": smtp.ADAPTER,
     "imap": imap.ADAPTER,
 }
