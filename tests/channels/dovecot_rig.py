@@ -73,16 +73,15 @@ class Dovecot:
                 client.append(folder, message)
 
     def message_ids(self, folder: str) -> list[str]:
-        """Message-ID header of every mail in ``folder`` (empty when the folder does not exist)."""
+        """Message-ID header of every mail in ``folder`` ("" for a mail without one; none when no folder)."""
         with self.client() as client:
             if not client.folder_exists(folder):
                 return []
             client.select_folder(folder, readonly=True)
             uids = client.search("ALL")
             fetched = client.fetch(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if uids else {}
-            return sorted(
-                data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip() for data in fetched.values()
-            )
+            lines = [data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().strip() for data in fetched.values()]
+            return sorted(line.partition(":")[2].strip() for line in lines)
 
 
 def _config(root: Path, port: int, capabilities: str | None) -> str:
