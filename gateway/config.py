@@ -180,6 +180,16 @@ def expand_env(text: str, environ: Mapping[str, str]) -> str:
     return _ENV_REF.sub(value, text)
 
 
+def _expand_values(value: Any, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return expand_env(value, environ)
+    if isinstance(value, Mapping):
+        return {key: _expand_values(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_values(item, environ) for item in value]
+    return value
+
+
 def parse_config(data: Mapping[str, Any]) -> Config:
     # A channel block's own ConfigError is not a ValueError, so pydantic lets it through as it is.
     try:
@@ -198,7 +208,8 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     except FileNotFoundError:
         raise ConfigError(f"config: {path} does not exist — pass --config or set LAPOR_GATEWAY_CONFIG") from None
     try:
-        data = yaml.safe_load(expand_env(text, environ)) or {}
+        # Expanded in values only, after parsing: a comment that mentions ${VAR} needs no variable.
+        data = _expand_values(yaml.safe_load(text) or {}, environ)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(data, Mapping):

@@ -46,6 +46,11 @@ def test_env_references_are_read_from_the_environment(tmp_path: Path) -> None:
     assert config.http.port == 9090
 
 
+def test_env_references_in_comments_are_left_alone(tmp_path: Path) -> None:
+    path = write(tmp_path, "# set ${NOT_SET} in production\nhttp:\n  port: 8081  # ${ALSO_NOT_SET}\n")
+    assert load_config(path, environ={}).http.port == 8081
+
+
 def test_a_missing_env_variable_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"TWILIO_AUTH_TOKEN is not set"):
         load_config(write(tmp_path, "http:\n  public_url: ${TWILIO_AUTH_TOKEN}\n"), environ={})
