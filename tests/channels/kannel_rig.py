@@ -107,6 +107,9 @@ bearerbox-host = 127.0.0.1
 bearerbox-port = {self.box_port}
 sendsms-port = {self.sendsms_port}
 sendsms-interface = 127.0.0.1
+# A get-url answered with an error (our 503 when the store is down) is tried again, same %I.
+http-request-retry = 3
+http-queue-delay = 1
 log-file = "{logs}/smsbox.log"
 log-level = 1
 

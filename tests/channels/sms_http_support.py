@@ -45,10 +45,12 @@ class MemoryInbox:
         self._ids: dict[tuple[str, str, str], int] = {}
         self.calls = 0
         self.fail_with: Exception | None = None
+        self.failures_left = -1  # with fail_with: fail this many calls (-1: every call)
 
     async def accept(self, item: InboxItem) -> Accepted:
         self.calls += 1
-        if self.fail_with is not None:
+        if self.fail_with is not None and self.failures_left != 0:
+            self.failures_left -= 1
             raise self.fail_with
         key = (item.channel, item.provider, item.external_id)
         if key in self._ids:

@@ -102,3 +102,15 @@ def test_replies_through_sendsms_reach_the_smsc(rig_and_inbox: tuple[KannelRig, 
             ("+6281234500003", "1708", "ucs-2", texts[1]),
         ]
     )
+
+
+def test_store_failure_answers_503_and_kannel_retries_the_same_message(
+    rig_and_inbox: tuple[KannelRig, MemoryInbox],
+) -> None:
+    rig, inbox = rig_and_inbox
+    inbox.fail_with, inbox.failures_left = RuntimeError("database is down"), 1
+    calls_before = inbox.calls
+    rig.inject("6281234500004", "1708", "LAPOR banjir di RW 05")
+    item = wait_for_item(inbox, "6281234500004")
+    assert inbox.calls == calls_before + 2  # refused once, then smsbox's retry was stored
+    assert kannel.parse(item.raw, {})[0].text == "LAPOR banjir di RW 05"
