@@ -66,6 +66,9 @@ class ImapSettings(ChannelSettings):
             for key in ("host", "username"):
                 if not getattr(self, key):
                     raise ValueError(f"{key} is empty — the poller needs the mailbox's {key}")
+        if self.processed_folder == self.folder:
+            # Mail moved into the folder we read would come back under a new UID, forever.
+            raise ValueError("processed_folder must differ from folder (or be empty to flag mail \\Seen)")
         return self
 
     @property

@@ -35,7 +35,7 @@ _MAX_MESSAGE_ID = 250
 # The newest references are the ones that can point at our acknowledgement.
 _MAX_REFERENCES = 20
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|tr|sv|balas|bls|ttg)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|tr|sv|balas|bls)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SIGNATURE_TYPES = frozenset(
     {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
 )

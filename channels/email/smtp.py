@@ -112,6 +112,15 @@ class SmtpHandler:
         return "451 4.3.0 Temporary failure, please try again later"
 
 
+class _LenientSMTP(SMTP):
+    """aiosmtpd refuses lines over 1000 bytes with a permanent 500; some mailers send them anyway.
+
+    Postfix accepts such lines (it splits them); refusing would bounce a citizen's complaint.
+    """
+
+    line_length_limit = 64 * 1024
+
+
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     if settings.tls_cert is None or settings.tls_key is None:
         return None
@@ -131,7 +140,7 @@ async def start_listener(settings: SmtpSettings, ctx: ChannelContext) -> asyncio
     loop = asyncio.get_running_loop()
 
     def protocol() -> SMTP:
-        return SMTP(
+        return _LenientSMTP(
             handler,
             data_size_limit=settings.max_bytes,
             enable_SMTPUTF8=True,

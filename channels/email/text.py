@@ -77,11 +77,16 @@ class _HTMLText(HTMLParser):
         self._skip_depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_depth:
+            # Count nested containers so the skipped region ends with its own closing tag.
+            if tag in _SKIPPED_TAGS or tag == "div":
+                self._skip_depth += 1
+            return
         classes = dict(attrs).get("class") or ""
         # Gmail and Outlook wrap the quoted earlier message in these containers.
         if tag in _SKIPPED_TAGS or (tag == "div" and ("gmail_quote" in classes or "divRplyFwdMsg" in classes)):
-            self._skip_depth += 1
-        elif tag in _BLOCK_TAGS and not self._skip_depth:
+            self._skip_depth = 1
+        elif tag in _BLOCK_TAGS:
             self.chunks.append("\n")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -89,9 +94,10 @@ class _HTMLText(HTMLParser):
             self.chunks.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if self._skip_depth and (tag in _SKIPPED_TAGS or tag == "div"):
-            self._skip_depth -= 1
-        elif tag in _BLOCK_TAGS and not self._skip_depth:
+        if self._skip_depth:
+            if tag in _SKIPPED_TAGS or tag == "div":
+                self._skip_depth -= 1
+        elif tag in _BLOCK_TAGS:
             self.chunks.append("\n")
 
     def handle_data(self, data: str) -> None:

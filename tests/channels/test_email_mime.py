@@ -222,6 +222,14 @@ def test_html_to_text_keeps_blocks_and_drops_quotes_and_scripts() -> None:
     assert html_to_text(html) == "Satu\nDua\n\nTiga <4>"
 
 
+def test_html_quote_container_is_skipped_with_everything_nested_in_it() -> None:
+    html = (
+        '<div dir="ltr">Masih rusak.</div><div class="gmail_quote"><div dir="ltr">On Mon wrote:</div>'
+        "<div>lama</div><blockquote>lebih lama</blockquote>masih kutipan</div><p>Salam</p>"
+    )
+    assert html_to_text(html) == "Masih rusak.\n\nSalam"
+
+
 def test_quotes_attribution_and_signature_are_stripped() -> None:
     text = "Baru.\nOn Tue, 3 Nov 2026, LAPOR! <lapor@x.id>\nwrote:\n> lama\n>> lebih lama\nLagi baru.\n-- \nNama"
     assert strip_quotes_and_signature(text) == "Baru.\nLagi baru."

@@ -234,6 +234,8 @@ def test_a_failed_accept_leaves_the_mail_and_the_poller_reconnects_and_retries(
 def test_settings_need_host_and_username_when_enabled_and_pick_the_port_from_ssl() -> None:
     with pytest.raises(ValidationError, match="host is empty"):
         ImapSettings.model_validate({"enabled": True, "username": "lapor"})
+    with pytest.raises(ValidationError, match="processed_folder must differ"):
+        ImapSettings.model_validate({"folder": "Lapor", "processed_folder": "Lapor"})
     assert ImapSettings().enabled is False
     assert ImapSettings(ssl=True).port_or_default == 993
     assert ImapSettings(ssl=False).port_or_default == 143

@@ -168,6 +168,16 @@ def test_bounce_with_null_sender_is_stored_for_the_worker_to_ignore(tmp_path: Pa
         smtp.ADAPTER.parse(item.raw, item.meta)
 
 
+def test_lines_longer_than_rfc_5321_allows_are_still_accepted(tmp_path: Path) -> None:
+    inbox = MemoryInbox()
+    long_line = b"Jalan rusak " * 500  # 6000 bytes on one line, as some webmail HTML parts are sent
+    mail = b"From: a@contoh.id\r\nMessage-ID: <long@contoh.id>\r\nSubject: panjang\r\n\r\n" + long_line + b"\r\n"
+
+    with_listener(inbox, tmp_path, lambda port: send(port, message=mail))
+
+    assert inbox.items()[0].raw == mail
+
+
 def test_mail_without_message_id_is_keyed_by_its_hash(tmp_path: Path) -> None:
     inbox = MemoryInbox()
     mail = (PAYLOADS / "no_message_id_subject_only.eml").read_bytes()
