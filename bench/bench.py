@@ -26,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select
+from twilio.request_validator import RequestValidator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,8 +72,46 @@ def manual_request(number: int, ctx: dict[str, Any]) -> Request:
     )
 
 
+BENCH_TWILIO_TOKEN = "bench-twilio-auth-token"
+# Replies go to a closed loopback port: they fail fast and wait in the outbox, off the measured path.
+TWILIO_CONFIG = f"""
+channels:
+  twilio:
+    enabled: true
+    account_sid: ACbench0000000000000000000000000000
+    auth_token: {BENCH_TWILIO_TOKEN}
+    api_base: http://127.0.0.1:9
+"""
+
+
+def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
+    """An inbound SMS webhook signed the way Twilio signs it (HMAC-SHA1 of the public URL + sorted form)."""
+    sid = f"SMbench{ctx['run']}x{number}"
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "ACbench0000000000000000000000000000",
+        "From": f"+62812{abs(number) % 10**7:07d}",
+        "To": "+14155550123",
+        "Body": f"LAPOR jalan berlubang di gang {number}",
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
+    url = f"{ctx['public_url']}/webhooks/twilio"
+    signature = RequestValidator(BENCH_TWILIO_TOKEN).compute_signature(url, params)
+    return Request(
+        "POST",
+        "/webhooks/twilio",
+        {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        urlencode(params).encode(),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "manual": Scenario("manual", "", manual_request, 201),
+    "twilio": Scenario("twilio", TWILIO_CONFIG, twilio_request, 200),
 }
 
 ECHO_APP = textwrap.dedent(
