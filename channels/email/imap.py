@@ -152,6 +152,13 @@ def _abort(connection: _Connection) -> None:
         connection.client.shutdown()
 
 
+def _logout(connection: _Connection) -> None:
+    try:
+        connection.client.logout()
+    except Exception:  # already gone: nothing left to be polite to
+        _abort(connection)
+
+
 def _state_key(settings: ImapSettings) -> str:
     return f"imap:{settings.mailbox}"
 
@@ -195,9 +202,12 @@ async def poll_once(settings: ImapSettings, ctx: ChannelContext) -> int:
     """Connect, take every new mail, log out (CLI runs and tests); how many were taken."""
     connection = await asyncio.to_thread(_connect, settings)
     try:
-        return await _drain(connection, settings, ctx)
-    finally:
+        taken = await _drain(connection, settings, ctx)
+    except BaseException:
         _abort(connection)
+        raise
+    await asyncio.to_thread(_logout, connection)
+    return taken
 
 
 async def _wait_for_mail(connection: _Connection, settings: ImapSettings) -> None:
@@ -227,6 +237,7 @@ async def serve(settings: ImapSettings, ctx: ChannelContext) -> None:
                     DISCONNECTED, host=settings.host, error=f"{exc.__class__.__name__}: {exc}", retry_in=backoff
                 )
             finally:
+                # Not a polite LOGOUT: a thread may still sit in IDLE on this connection.
                 if connection is not None:
                     _abort(connection)
             await asyncio.sleep(backoff)
