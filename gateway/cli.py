@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import replay
+from gateway import cli_web, replay
 from gateway.auth import create_token, revoke_tokens
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
 from gateway.errors import ConfigError
@@ -35,6 +35,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(complaints_app, name="complaints")
 app.add_typer(failed_app, name="failed")
+app.add_typer(cli_web.users_app, name="users")
+app.command("import-csv")(cli_web.import_csv)
 
 out = Console()
 err = Console(stderr=True)

@@ -1,0 +1,110 @@
+"""Admin pages: **Gagal** (the dead-letter list, dry run, replay), the replay **Audit** log, and **Kanal**."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from gateway import audit, replay
+from gateway.web.channel_health import channel_health
+from gateway.web.render import render
+from gateway.web.security import AdminOnly, WebError, checked_form
+from sinks.store.models import utcnow
+
+router = APIRouter(include_in_schema=False)
+
+# Identity fields a manual or CSV body carries: hidden in a raw payload when the reporter chose anonymity.
+_IDENTITY = ("name", "phone", "email", "telegram_id")
+
+
+def masked(data: Any) -> Any:
+    """``data`` with every anonymous reporter's identity replaced by dots, however deep it sits."""
+    if isinstance(data, list):
+        return [masked(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    result = {key: masked(value) for key, value in data.items()}
+    reporter = result.get("reporter")
+    if isinstance(reporter, dict) and reporter.get("anonymity") == "anonymous":
+        result["reporter"] = {**reporter, **{key: "•••" for key in _IDENTITY if reporter.get(key)}}
+    return result
+
+
+def shown_json(data: Any) -> str:
+    return json.dumps(masked(data), ensure_ascii=False, indent=2, default=str)
+
+
+def shown_raw(text: str) -> str:
+    """A raw payload for the page: pretty JSON when it is JSON (identity of anonymous reporters masked)."""
+    try:
+        return shown_json(json.loads(text))
+    except ValueError:
+        return text
+
+
+def _failed_rows(gateway: Any) -> list[dict[str, Any]]:
+    rows = []
+    for summary in replay.list_failed(gateway.store):
+        view = replay.show_failed(gateway.store, replay.parse_ref(summary["id"])) or summary
+        raw = shown_raw(view.get("raw_text") or "") if summary["table"] == "inbox" else shown_json(view.get("payload"))
+        rows.append({**summary, "channel": summary.get("channel") or summary.get("target"), "raw": raw})
+    return rows
+
+
+@router.get("/gagal")
+def failed_list(request: Request, staff: AdminOnly, diantrekan: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    rows = _failed_rows(request.app.state.gateway)
+    return render(request, "failed.html", {"rows": rows, "queued": diantrekan}, staff)
+
+
+async def _selected(request: Request, staff: AdminOnly) -> list[replay.FailedRef]:
+    form = await checked_form(request, staff)
+    refs = []
+    for value in form.getlist("id"):
+        try:
+            refs.append(replay.parse_ref(str(value)))
+        except ValueError:
+            raise WebError(400, f"Bukan nomor pesan gagal: {value}") from None
+    if not refs:
+        raise WebError(400, "Pilih minimal satu pesan.")
+    return refs
+
+
+@router.post("/gagal/pratinjau")
+async def failed_preview(request: Request, staff: AdminOnly) -> Response:
+    refs = await _selected(request, staff)
+    gateway = request.app.state.gateway
+    previews = []
+    for ref in refs:
+        view = await run_in_threadpool(audit.audited_preview, gateway.store, gateway.config, ref, staff.username)
+        previews.append({"id": str(ref), "json": shown_json(view)})
+    return render(request, "preview.html", {"previews": previews, "ids": [str(ref) for ref in refs]}, staff)
+
+
+@router.post("/gagal/putar-ulang")
+async def failed_replay(request: Request, staff: AdminOnly) -> Response:
+    refs = await _selected(request, staff)
+    gateway = request.app.state.gateway
+    queued = 0
+    for ref in refs:
+        queued += await run_in_threadpool(audit.audited_replay, gateway.store, ref, staff.username)
+    gateway.worker.wake.set()
+    return RedirectResponse(f"/gagal?diantrekan={queued}", status_code=303)
+
+
+@router.get("/audit")
+def audit_log(request: Request, staff: AdminOnly, sebelum: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    entries = audit.recent(request.app.state.gateway.store, limit=100, before_id=sebelum)
+    older = f"/audit?sebelum={entries[-1].id}" if len(entries) == 100 else None
+    return render(request, "audit.html", {"entries": entries, "older": older}, staff)
+
+
+@router.get("/kanal")
+def channels(request: Request, staff: AdminOnly) -> Response:
+    gateway = request.app.state.gateway
+    figures = channel_health(gateway.store, gateway.config, utcnow())
+    return render(request, "channels.html", {"figures": figures}, staff)

@@ -1,0 +1,77 @@
+"""**Rekap**: counts for a period of local (WIB) days, on the page and as CSV or XLSX to send upward."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from gateway import recap
+from gateway.web.complaints import day_start
+from gateway.web.render import labels_of, local_time, render, zone_of
+from gateway.web.security import SignedIn, WebError
+from sinks.store.models import utcnow
+
+router = APIRouter(include_in_schema=False)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+Day = Annotated[str, Query(max_length=10)]
+
+
+def _period(request: Request, dari: str, sampai: str) -> tuple[date, date]:
+    """The chosen days, inclusive; by default the current month up to today."""
+    today = utcnow().astimezone(zone_of(request)).date()
+    try:
+        start = date.fromisoformat(dari) if dari else today.replace(day=1)
+        end = date.fromisoformat(sampai) if sampai else today
+    except ValueError:
+        raise WebError(400, "Tanggal harus berbentuk TTTT-BB-HH, mis. 2026-11-01.") from None
+    if end < start:
+        raise WebError(400, "Tanggal akhir sebelum tanggal awal.")
+    return start, end
+
+
+def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
+    zone = zone_of(request)
+    made = recap.build(
+        request.app.state.gateway.store, day_start(start, zone), day_start(end + timedelta(days=1), zone)
+    )
+    text = f"{local_time(day_start(start, zone), zone, False)} – {local_time(day_start(end, zone), zone, False)}"
+    return made, f"{text} ({day_start(start, zone).tzname()})"
+
+
+@router.get("/rekap")
+def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = "") -> Response:
+    start, end = _period(request, dari, sampai)
+    made, period_text = _build(request, start, end)
+    context = {
+        "recap": made,
+        "period_text": period_text,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "dimensions": recap.DIMENSIONS,
+    }
+    return render(request, "recap.html", context, staff)
+
+
+def _download(request: Request, dari: str, sampai: str, kind: str) -> Response:
+    start, end = _period(request, dari, sampai)
+    made, period_text = _build(request, start, end)
+    filename = f"rekap-{start.isoformat()}-{end.isoformat()}.{kind}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if kind == "csv":
+        body = recap.to_csv(made, period_text, labels_of(request)).encode("utf-8-sig")  # BOM: Excel reads UTF-8
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(recap.to_xlsx(made, period_text, labels_of(request)), media_type=XLSX, headers=headers)
+
+
+@router.get("/rekap.csv")
+def recap_csv(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = "") -> Response:
+    return _download(request, dari, sampai, "csv")
+
+
+@router.get("/rekap.xlsx")
+def recap_xlsx(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = "") -> Response:
+    return _download(request, dari, sampai, "xlsx")
