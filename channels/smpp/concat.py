@@ -29,7 +29,6 @@ from channels.base import ChannelContext, InboxItem
 from channels.smpp.codec import Alphabet
 from channels.smpp.message import (
     PROVIDER,
-    RECEIPT_TYPES,
     DeliverSm,
     RawDocument,
     decode_deliver_sm,
@@ -164,8 +163,9 @@ class Inbound:
             source_addr=first.source_addr,
             destination_addr=first.destination_addr,
         )
-        ignored = RECEIPT_TYPES.get(first.message_type) if first.is_receipt else None
-        item = InboxItem("sms", PROVIDER, doc.external_id, doc.to_bytes(), meta=doc.meta(), ignored_reason=ignored)
+        # A receipt goes in as pending, not ignored: the worker runs ``receipts`` on it (our reply's delivery
+        # status) and then ``parse`` raises IgnoredMessage, which files it as ignored.
+        item = InboxItem("sms", PROVIDER, doc.external_id, doc.to_bytes(), meta=doc.meta())
         accepted = await self._ctx.accept(item)
         event = EVENT_INCOMPLETE if doc.missing else EVENT_STORED
         log.info(event, inbox_id=accepted.inbox_id, duplicate=accepted.duplicate, parts=total, missing=doc.missing)

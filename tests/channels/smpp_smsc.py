@@ -62,6 +62,7 @@ class FakeSmsc:
         self.system_id = system_id
         self.password = password
         self.binds: list[str] = []  # the bind command of every successful bind, in order
+        self.events: list[str] = []  # "bind", "unbind", "closed" per connection, in the order they happened
         self.refused_binds = 0
         self.enquire_links = 0
         self.unbinds = 0
@@ -193,6 +194,7 @@ class FakeSmsc:
                 self._notify()
         finally:
             session.closed.set()
+            self.events.append("closed")
             self._notify()
 
     def _reply(self, session: _Session, command: str, request: Any, **fields: Any) -> None:
@@ -210,6 +212,7 @@ class FakeSmsc:
             if good:
                 session.bound_as = name
                 self.binds.append(name)
+                self.events.append("bind")
             else:
                 self.refused_binds += 1
         elif name == "enquire_link":
@@ -236,6 +239,7 @@ class FakeSmsc:
             self._reply(session, "submit_sm_resp", pdu, status=status, message_id=message_id if not status else None)
         elif name == "unbind":
             self.unbinds += 1
+            self.events.append("unbind")
             session.bound_as = None
             self._reply(session, "unbind_resp", pdu)
             with contextlib.suppress(OSError):

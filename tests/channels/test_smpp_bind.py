@@ -12,7 +12,7 @@ from channels.base import Reply
 from channels.smpp import parse, send
 from channels.smpp.codec import DC_UCS2, UDHI, gsm_decode, gsm_encode, split_udh
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY
-from gateway.errors import ProviderError, ProviderRejected
+from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
 from tests.channels.smpp_rig import MemoryInbox, MemoryState, ServiceRunner, running_service, settings_for
 from tests.channels.smpp_smsc import FakeSmsc
 
@@ -103,7 +103,8 @@ def test_delivery_receipt_makes_no_complaint(tmp_path: Path) -> None:
         status = rig.smsc.wait_response(rig.smsc.deliver(**mo(esm_class=0x04, short_message=receipt)))
         assert status == STATUS_OK
         [item] = rig.inbox.items
-        assert item.ignored_reason == "delivery receipt"
+        with pytest.raises(IgnoredMessage, match="delivery receipt"):
+            parse(item.raw, item.meta)
 
 
 def test_resp_status_is_retry_when_the_store_is_down_and_ok_on_redelivery(tmp_path: Path) -> None:

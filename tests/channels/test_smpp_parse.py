@@ -153,12 +153,11 @@ def test_complete_set_sent_again_does_not_make_an_incomplete_second_message() ->
     assert len(inbox.items) == 1
 
 
-def test_delivery_receipt_is_kept_as_ignored_and_maps_to_our_message_id() -> None:
+def test_delivery_receipt_parses_as_ignored_and_maps_to_our_message_id() -> None:
     statuses, inbox, _ = feed(pdus("delivery_receipt.hex"))
     assert statuses == [STATUS_OK]
     item = inbox.items[0]
-    assert item.ignored_reason == "delivery receipt"
-    with pytest.raises(IgnoredMessage):
+    with pytest.raises(IgnoredMessage, match="delivery receipt"):
         parse(item.raw, item.meta)
     [receipt] = receipts(item.raw, item.meta)
     assert (receipt.provider_message_id, receipt.status, receipt.error) == ("SMSC000001", "delivered", None)
