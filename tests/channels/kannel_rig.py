@@ -57,13 +57,19 @@ class MtMessage:
 
     sender: str
     receiver: str
-    kind: str  # "text" or "ucs-2"
-    data: str
+    kind: str  # "text", "ucs-2", or "udh" for a part of a concatenated SMS
+    data: str  # for "udh": "<url-encoded UDH> data <url-encoded text>"
+
+    @property
+    def udh(self) -> bytes:
+        return unquote_to_bytes(self.data.split(" ")[0]) if self.kind == "udh" else b""
 
     @property
     def text(self) -> str:
         if self.kind == "ucs-2":
             return unquote_to_bytes(self.data.replace("+", " ")).decode("utf-16-be")
+        if self.kind == "udh":
+            return unquote_to_bytes(self.data.split(" ")[-1].replace("+", " ")).decode("latin-1")
         return self.data
 
 
@@ -117,6 +123,9 @@ group = sendsms-user
 username = {SENDSMS_USER}
 password = {SENDSMS_PASSWORD}
 user-allow-ip = 127.0.0.1
+# Long replies (status texts) go out as a concatenated SMS instead of being cut at 160 characters.
+max-messages = 3
+concatenation = true
 
 group = sms-service
 keyword = default

@@ -114,3 +114,34 @@ def test_store_failure_answers_503_and_kannel_retries_the_same_message(
     item = wait_for_item(inbox, "6281234500004")
     assert inbox.calls == calls_before + 2  # refused once, then smsbox's retry was stored
     assert kannel.parse(item.raw, {})[0].text == "LAPOR banjir di RW 05"
+
+
+def test_long_reply_goes_out_as_a_concatenated_sms(rig_and_inbox: tuple[KannelRig, MemoryInbox]) -> None:
+    rig, _ = rig_and_inbox
+    rig.inject("6281234500005", "1708", "LAPOR x")
+    settings = kannel.KannelSettings(
+        enabled=True, secret=SECRET, sendsms_url=rig.sendsms_url, username=SENDSMS_USER, password=SENDSMS_PASSWORD
+    )
+    text = "Status laporan LPR-7K3Q9X: sedang ditindaklanjuti oleh Dinas PUPR. " * 4
+    already = len(rig.mt_messages())
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as http:
+            reply = Reply(
+                channel="sms",
+                provider="kannel",
+                to="+6281234500005",
+                text=text,
+                idempotency_key="long",
+                extra={"our_number": "1708"},
+            )
+            await kannel.send(reply, settings, http)
+
+    run(go())
+    parts = rig.wait_for_mt(already + 2)[already:]
+    assert [part.kind for part in parts] == ["udh", "udh"]
+    # UDH: length 5, IE 0x00 (concatenation, 8-bit reference) of 3 bytes: reference, total parts, part number.
+    assert [part.udh[:3] for part in parts] == [b"\x05\x00\x03"] * 2
+    assert parts[0].udh[3] == parts[1].udh[3]
+    assert [(part.udh[4], part.udh[5]) for part in parts] == [(2, 1), (2, 2)]
+    assert "".join(part.text for part in parts) == text
