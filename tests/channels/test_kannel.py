@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from channels import kannel
 from channels.base import Reply
+from channels.sms_http import is_gsm7
 from gateway.errors import ProviderError, ProviderRejected
 from tests.channels.sms_http_support import PAYLOADS, Canned, MemoryInbox, ProviderServer, app_with, make_context, run
 
@@ -94,6 +95,22 @@ def test_kannel_payload_parses_to_channel_message(filename: str, expected: dict[
 )
 def test_text_is_decoded_by_charset_then_coding(data: bytes, coding: int, charset: str | None, text: str) -> None:
     assert kannel.decode_text(data, coding, charset) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [
+        ("Laporan Anda diterima. No. LPR-7K3Q9X", True),
+        ("biaya €5 [resmi] {tidak} ~ | \\ ^", True),  # the extension table (sent as two septets)
+        ("café, Ñ, ß, Δ, @, £, ¥, è", True),
+        ("Terima kasih 🙏", False),
+        ("á à ç", False),  # 'à' is GSM, 'á' and lower-case 'ç' are not
+        ("“kutip”", False),
+    ],
+)
+def test_gsm7_detection_picks_the_reply_coding(text: str, fits: bool) -> None:
+    assert is_gsm7(text) is fits
+    assert (b"coding=2" in kannel.sendsms_query(reply(text), settings()).encode()) is not fits
 
 
 # --- webhook ---------------------------------------------------------------------------------------
