@@ -68,6 +68,10 @@ _BLOCK_TAGS = frozenset(
 )
 # Nothing inside these is the citizen's text: styles, scripts, the quoted earlier mail.
 _SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "blockquote"})
+# Containers mailers put the quoted earlier mail in (Gmail, Yahoo, Thunderbird's attribution).
+_QUOTE_CONTAINERS = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix")
+# Outlook puts the old mail *after* these, as siblings: nothing below them is new.
+_REPLY_HEADERS = ("divRplyFwdMsg", "appendonsend")
 
 
 class _HTMLText(HTMLParser):
@@ -75,25 +79,32 @@ class _HTMLText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self._skip_depth = 0
+        self._stopped = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._stopped:
+            return
         if self._skip_depth:
             # Count nested containers so the skipped region ends with its own closing tag.
             if tag in _SKIPPED_TAGS or tag == "div":
                 self._skip_depth += 1
             return
-        classes = dict(attrs).get("class") or ""
-        # Gmail and Outlook wrap the quoted earlier message in these containers.
-        if tag in _SKIPPED_TAGS or (tag == "div" and ("gmail_quote" in classes or "divRplyFwdMsg" in classes)):
+        attributes = dict(attrs)
+        marks = f"{attributes.get('class') or ''} {attributes.get('id') or ''}"
+        if tag == "div" and any(mark in marks for mark in _REPLY_HEADERS):
+            self._stopped = True
+        elif tag in _SKIPPED_TAGS or (tag == "div" and any(mark in marks for mark in _QUOTE_CONTAINERS)):
             self._skip_depth = 1
         elif tag in _BLOCK_TAGS:
             self.chunks.append("\n")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS and not self._skip_depth:
+        if tag in _BLOCK_TAGS and not self._skip_depth and not self._stopped:
             self.chunks.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if self._stopped:
+            return
         if self._skip_depth:
             if tag in _SKIPPED_TAGS or tag == "div":
                 self._skip_depth -= 1
@@ -101,7 +112,7 @@ class _HTMLText(HTMLParser):
             self.chunks.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if not self._skip_depth:
+        if not self._skip_depth and not self._stopped:
             self.chunks.append(re.sub(r"\s+", " ", data))
 
 
@@ -123,7 +134,17 @@ _ATTRIBUTION_END = re.compile(r"(?:wrote|menulis)\s*:\s*$", re.IGNORECASE)
 _FORWARDED_ORIGINAL = re.compile(
     r"^\s*(?:-{2,}\s*(?:Original Message|Pesan Asli|Pesan Asal)\s*-{2,}|_{20,})\s*$", re.IGNORECASE
 )
+# Outlook's plain-text reply header without a separator line: "From: …" then "Sent: …".
+_HEADER_FROM = re.compile(r"^\s*\*?(?:From|Dari)\s*:\*?\s+\S", re.IGNORECASE)
+_HEADER_SENT = re.compile(r"^\s*\*?(?:Sent|Date|Dikirim|Tanggal)\s*:\*?\s+\S", re.IGNORECASE)
 _SIGNATURE = re.compile(r"^--\s?$")
+# A phone's signature, only as the mail's short last line ("Dikirim dari …" can start a real sentence).
+_DEVICE_SIGNATURE = re.compile(
+    r"^\s*(?:Sent from my |Sent from Mail for |Get Outlook for |Dikirim dari (?:iPhone|iPad|Android|ponsel|"
+    r"perangkat|HP|Samsung|Xiaomi|Oppo|Vivo|Yahoo|Outlook|Mail|Email|Surel|aplikasi)\b)",
+    re.IGNORECASE,
+)
+_DEVICE_SIGNATURE_MAX = 60
 
 
 def strip_quotes_and_signature(text: str) -> str:
@@ -134,6 +155,8 @@ def strip_quotes_and_signature(text: str) -> str:
     while index < len(lines):
         line = lines[index]
         if _SIGNATURE.match(line) or _FORWARDED_ORIGINAL.match(line):
+            break
+        if _HEADER_FROM.match(line) and index + 1 < len(lines) and _HEADER_SENT.match(lines[index + 1]):
             break
         if line.lstrip().startswith(">"):
             index += 1
@@ -146,4 +169,8 @@ def strip_quotes_and_signature(text: str) -> str:
                 continue
         kept.append(line)
         index += 1
+    while kept and not kept[-1].strip():
+        kept.pop()
+    if len(kept) > 1 and len(kept[-1]) <= _DEVICE_SIGNATURE_MAX and _DEVICE_SIGNATURE.match(kept[-1]):
+        kept.pop()
     return "\n".join(kept).strip()

@@ -151,7 +151,7 @@ def test_replies_by_tracking_id_or_in_reply_to_become_follow_ups(
     assert all(tracking_id in ack.get_content() for ack in later_acks)
 
 
-def test_bounces_and_auto_replies_are_kept_ignored_with_no_complaint_and_no_acknowledgement(
+def test_bounces_are_ignored_and_junk_fails_with_no_complaint_and_no_acknowledgement(
     smtp_config: Config,
     running_client: Callable[[Config], TestClient],
     agent_token: str,
@@ -163,12 +163,13 @@ def test_bounces_and_auto_replies_are_kept_ignored_with_no_complaint_and_no_ackn
         with store.read() as session:
             rows = session.execute(select(InboxMessage).where(col(InboxMessage.channel) == "email")).scalars().all()
             found = [row.status for row in rows]
-        return found if len(found) == 2 and all(status in ("done", "ignored", "failed") for status in found) else None
+        return found if len(found) == 3 and all(status in ("done", "ignored", "failed") for status in found) else None
 
     with running_client(smtp_config) as client:
         deliver(port, (PAYLOADS / "cpython_msg_01.eml").read_bytes(), sender="")  # a bounce: null sender
         deliver(port, (PAYLOADS / "auto_reply_out_of_office.eml").read_bytes(), sender="kadis@contoh.go.id")
-        assert wait_for(statuses, "both rows processed") == ["ignored", "ignored"]
+        deliver(port, (PAYLOADS / "not_an_email.eml").read_bytes())  # stored, then the failed list
+        assert wait_for(statuses, "all three rows processed") == ["ignored", "ignored", "failed"]
         assert complaints(client, agent_token) == []
 
     with store.read() as session:

@@ -230,9 +230,29 @@ def test_html_quote_container_is_skipped_with_everything_nested_in_it() -> None:
     assert html_to_text(html) == "Masih rusak.\n\nSalam"
 
 
-def test_quotes_attribution_and_signature_are_stripped() -> None:
-    text = "Baru.\nOn Tue, 3 Nov 2026, LAPOR! <lapor@x.id>\nwrote:\n> lama\n>> lebih lama\nLagi baru.\n-- \nNama"
-    assert strip_quotes_and_signature(text) == "Baru.\nLagi baru."
+def test_outlook_html_reply_stops_at_its_reply_header() -> None:
+    html = '<div>Belum ada tindak lanjut.</div><hr><div id="divRplyFwdMsg"><b>From:</b> LAPOR!</div><div>lama</div>'
+    assert html_to_text(html) == "Belum ada tindak lanjut."
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Baru.\nOn Tue, 3 Nov 2026, LAPOR! <lapor@x.id>\nwrote:\n> lama\n>> lebih lama\nLagi baru.\n-- \nNama",
+            "Baru.\nLagi baru.",
+        ),
+        (
+            "Masih rusak.\n\nFrom: LAPOR! <lapor@x.id>\nSent: Monday, 2 November 2026 10:00\nSubject: x\n\nlama",
+            "Masih rusak.",
+        ),
+        ("Masih rusak.\n\nDikirim dari iPhone saya\n", "Masih rusak."),
+        ("Dikirim dari kantor desa, surat belum dibalas.", "Dikirim dari kantor desa, surat belum dibalas."),
+        ("Pada hari Senin jalan ditutup.", "Pada hari Senin jalan ditutup."),
+    ],
+)
+def test_quotes_attribution_and_signatures_are_stripped(text: str, expected: str) -> None:
+    assert strip_quotes_and_signature(text) == expected
 
 
 def test_enrich_saves_attachment_bytes_by_sha256_and_drops_them_from_extra(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from channels.base import Reply, Sent
 from channels.email import imap, smtp
-from channels.email.relay import RelaySettings, acknowledgement_subject
-from gateway.errors import ProviderError, ProviderRejected
+from channels.email.mime import parse_mail
+from channels.email.relay import RelaySettings, acknowledgement_subject, build_acknowledgement
+from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
 from tests.channels.dovecot_rig import free_port
 from tests.channels.email_rig import running_relay
 
@@ -55,6 +56,12 @@ def test_acknowledgement_answers_the_citizen_mail_in_its_thread() -> None:
     assert message["Message-ID"] == sent.provider_message_id
     assert str(sent.provider_message_id).endswith("@kota.go.id>")
     assert message.get_content().strip() == ACK_TEXT
+
+
+def test_our_own_acknowledgement_coming_back_is_ignored_not_answered() -> None:
+    ack = build_acknowledgement(reply(), "lapor@kota.go.id", "<lapor.1@kota.go.id>")
+    with pytest.raises(IgnoredMessage, match="Auto-Submitted"):
+        parse_mail(ack.as_bytes(), {"mail_from": "lapor@kota.go.id"}, "smtp")
 
 
 def test_a_follow_up_acknowledgement_does_not_repeat_re_or_the_tracking_id() -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from channels.base import Accepted, InboxItem
 from channels.email import smtp
@@ -76,6 +77,21 @@ class WatchingInbox(MemoryInbox):
         # A listener that answered before awaiting accept would let the client finish within this wait.
         self.answered_before_commit.append(await asyncio.to_thread(self.client_done.wait, 0.5))
         return accepted
+
+
+def test_listener_logs_never_carry_the_addresses(tmp_path: Path) -> None:
+    inbox = MemoryInbox(fail_next=1)
+
+    def client(port: int) -> None:
+        with pytest.raises(smtplib.SMTPDataError):
+            send(port)
+        send(port, to=(OURS, "victim@gmail.com"))
+
+    with capture_logs() as logs:
+        with_listener(inbox, tmp_path, client)
+
+    assert {entry["event"] for entry in logs} >= {"smtp.accepted", "smtp.refused", "smtp.accept_failed"}
+    assert not [entry for entry in logs if "@" in repr(entry)]
 
 
 def test_250_is_sent_only_after_accept_returned(tmp_path: Path) -> None:
