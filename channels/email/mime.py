@@ -69,7 +69,19 @@ def decode_words(value: str) -> str:
         chunks = decode_header(value)
     except (HeaderParseError, ValueError):
         return value
-    return "".join(chunk if isinstance(chunk, str) else decode_text(chunk, charset) for chunk, charset in chunks)
+    return "".join(_chunk_text(chunk, charset) for chunk, charset in chunks)
+
+
+def _chunk_text(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if charset is None:
+        # Text between encoded words: decode_header packed our (already decoded) str as raw-unicode-escape.
+        try:
+            return chunk.decode("raw-unicode-escape")
+        except UnicodeDecodeError:
+            return decode_text(chunk, None)
+    return decode_text(chunk, charset)
 
 
 def header_text(msg: Message, name: str) -> str | None:

@@ -217,6 +217,11 @@ def test_decode_text_survives_lying_charset_labels(data: bytes, charset: str | N
     assert decode_text(data, charset) == expected
 
 
+def test_raw_8bit_text_next_to_encoded_words_keeps_both() -> None:
+    raw = "Subject: Jalan — =?utf-8?q?rusak_=E2=80=93?= parah\r\nFrom: a@contoh.id\r\n\r\nisi\r\n".encode()
+    assert parse_mail(raw, {}, "smtp")[0].subject == "Jalan — rusak – parah"
+
+
 def test_html_to_text_keeps_blocks_and_drops_quotes_and_scripts() -> None:
     html = "<div>Satu<br>Dua</div><script>x()</script><blockquote>lama</blockquote><p>Tiga &lt;4&gt;</p>"
     assert html_to_text(html) == "Satu\nDua\n\nTiga <4>"
