@@ -11,10 +11,10 @@ import zlib
 
 import httpx
 import structlog
-from smpplib import consts
+from smpplib import consts, exceptions
 
 from channels.base import ChannelAdapter, Reply, Sent
-from channels.smpp.client import LinkDown, live_link, service
+from channels.smpp.client import LinkDown, service, submit_all
 from channels.smpp.codec import encode_reply
 from channels.smpp.message import PROVIDER, external_id, parse, receipts
 from channels.smpp.settings import SmppSettings
@@ -49,45 +49,43 @@ def _address(value: str) -> tuple[str, int, int]:
 
 
 async def send(reply: Reply, settings: SmppSettings, client: httpx.AsyncClient) -> Sent:
-    """Submits a reply through this process's live bind, in concatenated parts when long.
+    """Submits a reply as submit_sm, in concatenated parts when long (see ``client.submit_all``).
 
-    No bind up here (link down, or another instance holds it) is retryable. SMPP has
-    no idempotency key: a retry after a lost submit_sm_resp can send the text twice.
+    SMPP has no idempotency key: a retry after a lost submit_sm_resp can send the text twice.
     """
     if settings.bind_mode == "receiver":
         raise ProviderRejected("smpp: bind_mode receiver cannot submit replies")
-    link = live_link(settings.system_id)
-    if link is None:
-        raise ProviderError("smpp: no SMPP bind is up in this process")
     # A reference derived from the reply, so a retried reply reuses it and phones join the parts alike.
     encoded = encode_reply(reply.text, zlib.crc32(reply.idempotency_key.encode()), settings.default_data_coding)
     source, source_ton, source_npi = _address(settings.short_code)
     destination, dest_ton, dest_npi = _address(reply.to)
-    message_ids: list[str] = []
-    for short_message in encoded.short_messages:
-        try:
-            status, message_id = await link.submit(
-                source_addr=source,
-                source_addr_ton=source_ton,
-                source_addr_npi=source_npi,
-                destination_addr=destination,
-                dest_addr_ton=dest_ton,
-                dest_addr_npi=dest_npi,
-                esm_class=encoded.esm_class,
-                data_coding=encoded.data_coding,
-                registered_delivery=REGISTERED_DELIVERY_RECEIPT,
-                short_message=short_message,
-            )
-        except (LinkDown, TimeoutError, OSError) as exc:
-            raise ProviderError(f"smpp: submit_sm got no answer ({type(exc).__name__}: {exc})") from exc
-        if status in RETRYABLE_STATUSES:
-            raise ProviderError(f"smpp: submit_sm_resp status 0x{status:08X}")
-        if status != consts.SMPP_ESME_ROK:
-            raise ProviderRejected(f"smpp: submit_sm_resp status 0x{status:08X}")
-        message_ids.append(message_id or "")
-    log.info(EVENT_SUBMITTED, parts=len(message_ids), data_coding=encoded.data_coding)
+    submits = [
+        {
+            "source_addr": source,
+            "source_addr_ton": source_ton,
+            "source_addr_npi": source_npi,
+            "destination_addr": destination,
+            "dest_addr_ton": dest_ton,
+            "dest_addr_npi": dest_npi,
+            "esm_class": encoded.esm_class,
+            "data_coding": encoded.data_coding,
+            "registered_delivery": REGISTERED_DELIVERY_RECEIPT,
+            "short_message": short_message,
+        }
+        for short_message in encoded.short_messages
+    ]
+    try:
+        results = await submit_all(settings, submits)
+    except (LinkDown, exceptions.ConnectionError, exceptions.PDUError, TimeoutError, OSError) as exc:
+        raise ProviderError(f"smpp: could not submit ({type(exc).__name__}: {exc})") from exc
+    status = results[-1][0]
+    if status in RETRYABLE_STATUSES:
+        raise ProviderError(f"smpp: submit_sm_resp status 0x{status:08X}")
+    if status != consts.SMPP_ESME_ROK:
+        raise ProviderRejected(f"smpp: submit_sm_resp status 0x{status:08X}")
+    log.info(EVENT_SUBMITTED, parts=len(results), data_coding=encoded.data_coding)
     # Receipts name each part's id; the first one stands for the reply.
-    return Sent(provider_message_id=message_ids[0] or None)
+    return Sent(provider_message_id=results[0][1] or None)
 
 
 ADAPTER = ChannelAdapter(

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -29,7 +30,7 @@ from smpplib.client import Client, SimpleSequenceGenerator
 
 from channels.base import ChannelContext
 from channels.smpp.concat import STATUS_RETRY, Inbound
-from channels.smpp.message import DELIVER_SM, command_id, parse_pdu, sequence_number
+from channels.smpp.message import DATA_SM, DELIVER_SM, command_id, parse_pdu, sequence_number
 from channels.smpp.settings import SmppSettings
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,8 @@ UNBIND_WAIT_S = 5.0
 UNANSWERED_ENQUIRE_LINKS = 3
 MAX_PDU_OCTETS = 64 * 1024
 GENERIC_NACK = 0x80000000
+SUBMIT_SM_RESP = 0x80000004
+ENQUIRE_LINK = 0x00000015
 
 Deliver = Callable[[bytes], Coroutine[Any, Any, int]]
 
@@ -231,8 +234,8 @@ class SmppLink:
         """Acts on one PDU; False when the SMSC ended the session."""
         command = command_id(frame)
         sequence = sequence_number(frame)
-        if command == DELIVER_SM:
-            self._respond("deliver_sm_resp", sequence, self._store(frame))
+        if command in (DELIVER_SM, DATA_SM):
+            self._respond("deliver_sm_resp" if command == DELIVER_SM else "data_sm_resp", sequence, self._store(frame))
             return True
         try:
             pdu = parse_pdu(frame)
@@ -285,6 +288,71 @@ _LINKS: dict[str, SmppLink] = {}
 
 def live_link(system_id: str) -> SmppLink | None:
     return _LINKS.get(system_id)
+
+
+Submitted = tuple[int, str | None]  # (command_status, message_id) of a submit_sm_resp
+
+
+async def submit_all(settings: SmppSettings, submits: list[dict[str, Any]]) -> list[Submitted]:
+    """Submits the parts of one reply in order, stopping at the first refusal.
+
+    Through this process's live bind when it holds one; otherwise (another gateway
+    instance holds the receiving bind, or it is between reconnects) through a short
+    bind_transmitter of its own: a transmitter receives no deliver_sm, so it does not
+    compete with the one receiving bind.
+    """
+    link = live_link(settings.system_id)
+    if link is None:
+        return await asyncio.to_thread(_transmit_once, settings, submits)
+    results: list[Submitted] = []
+    for fields in submits:
+        results.append(await link.submit(**fields))
+        if results[-1][0] != consts.SMPP_ESME_ROK:
+            break
+    return results
+
+
+def _transmit_once(settings: SmppSettings, submits: list[dict[str, Any]]) -> list[Submitted]:
+    """Blocking: connect, bind_transmitter, submit each part and read its resp, unbind."""
+    esme = _Esme(settings)
+    results: list[Submitted] = []
+    try:
+        esme.connect()
+        esme.bind_transmitter(
+            system_id=settings.system_id,
+            password=settings.password.get_secret_value(),
+            system_type=settings.system_type,
+        )
+        for fields in submits:
+            pdu = smpp.make_pdu("submit_sm", client=esme, **fields)
+            esme.send_pdu(pdu)
+            results.append(_answer_to(esme, int(pdu.sequence)))
+            if results[-1][0] != consts.SMPP_ESME_ROK:
+                break
+        with contextlib.suppress(Exception):
+            esme.unbind()
+    finally:
+        esme.state = consts.SMPP_CLIENT_STATE_OPEN
+        with contextlib.suppress(Exception):
+            esme.disconnect()
+    return results
+
+
+def _answer_to(esme: _Esme, sequence: int) -> Submitted:
+    deadline = time.monotonic() + SUBMIT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        frame = esme.read_frame()
+        if frame is None:
+            continue
+        if sequence_number(frame) == sequence and command_id(frame) in (SUBMIT_SM_RESP, GENERIC_NACK):
+            pdu = parse_pdu(frame)
+            message_id = pdu.message_id.decode("latin-1") if getattr(pdu, "message_id", None) else None
+            return int(pdu.status), message_id
+        if command_id(frame) == ENQUIRE_LINK:
+            resp = smpp.make_pdu("enquire_link_resp", client=esme)
+            resp.sequence = sequence_number(frame)
+            esme.send_pdu(resp)
+    raise LinkDown("no submit_sm_resp in time")
 
 
 async def keep_bound(settings: SmppSettings, deliver: Deliver) -> None:

@@ -29,6 +29,7 @@ from normalizer.types import ChannelMessage
 PROVIDER = "smpp"
 DOC_VERSION = 1
 DELIVER_SM = 0x00000005
+DATA_SM = 0x00000103
 
 # esm_class bits 2-5: message type. 0x04 SMSC delivery receipt, 0x08 SME delivery
 # ack, 0x10 SME manual/user ack, 0x20 intermediate delivery notification.
@@ -103,11 +104,13 @@ def decode_deliver_sm(raw_pdu: bytes) -> DeliverSm:
         pdu = parse_pdu(raw_pdu)
     except Exception as exc:  # smpplib raises struct errors, KeyErrors, its own types
         raise PayloadError(f"smpp: undecodable PDU ({type(exc).__name__}: {exc})") from exc
-    if pdu is None or pdu.command != "deliver_sm":
-        raise PayloadError(f"smpp: expected deliver_sm, got {getattr(pdu, 'command', None)}")
-    short_message = pdu.short_message or b""
-    if pdu.esm_class is None or pdu.data_coding is None or pdu.sm_length is None or len(short_message) != pdu.sm_length:
-        raise PayloadError("smpp: truncated deliver_sm (mandatory fields missing)")
+    if pdu is None or pdu.command not in ("deliver_sm", "data_sm"):
+        raise PayloadError(f"smpp: expected deliver_sm or data_sm, got {getattr(pdu, 'command', None)}")
+    # data_sm (some SMSCs deliver MO with it) has no short_message: its text is in message_payload.
+    short_message = getattr(pdu, "short_message", None) or b""
+    sm_length = getattr(pdu, "sm_length", 0) if pdu.command == "deliver_sm" else len(short_message)
+    if pdu.esm_class is None or pdu.data_coding is None or sm_length is None or len(short_message) != sm_length:
+        raise PayloadError(f"smpp: truncated {pdu.command} (mandatory fields missing)")
     esm_class = int(pdu.esm_class)
     message = bytes(short_message) or bytes(pdu.message_payload or b"")
     udh, body = b"", message

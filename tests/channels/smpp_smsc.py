@@ -85,9 +85,9 @@ class FakeSmsc:
     def wait_bound(self, count: int = 1) -> None:
         self._wait(lambda: len(self.binds) >= count and self._current() is not None, f"{count} bind(s)")
 
-    def deliver(self, **fields: Any) -> int:
-        """Sends a deliver_sm built from smpplib fields on the current session; its sequence number."""
-        pdu = smpp.make_pdu("deliver_sm", client=self._sequences, **fields)
+    def deliver(self, command: str = "deliver_sm", **fields: Any) -> int:
+        """Sends a deliver_sm (or data_sm) built from smpplib fields on the current session; its sequence number."""
+        pdu = smpp.make_pdu(command, client=self._sequences, **fields)
         self.send_raw(pdu.generate())
         return int(pdu.sequence)
 
@@ -218,7 +218,7 @@ class FakeSmsc:
         elif name == "enquire_link":
             self.enquire_links += 1
             self._reply(session, "enquire_link_resp", pdu)
-        elif name == "deliver_sm_resp":
+        elif name in ("deliver_sm_resp", "data_sm_resp"):
             self._responses[pdu.sequence] = int(pdu.status)
         elif name == "submit_sm":
             message_id = f"SMSC{next(self._message_ids):06d}"

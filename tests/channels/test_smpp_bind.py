@@ -191,8 +191,28 @@ def test_throttled_submit_is_retryable_and_bad_destination_is_rejected(tmp_path:
             rig.runner.call(send(reply("halo"), rig.settings, rig.runner.ctx.http))
 
 
-def test_send_without_a_live_bind_is_retryable() -> None:
+def test_instance_without_the_bind_sends_through_a_short_transmitter_bind() -> None:
     with FakeSmsc() as smsc:
-        settings = settings_for(smsc, system_id="tidakterikat")
-        with pytest.raises(ProviderError, match="no SMPP bind"):
-            asyncio.run(send(reply("halo"), settings, httpx.AsyncClient()))
+        sent = asyncio.run(
+            send(reply("Laporan Anda diterima. No. LPR-7K3Q9X"), settings_for(smsc), httpx.AsyncClient())
+        )
+        [submitted] = smsc.wait_submitted(1)
+        smsc.wait_unbound()
+        assert smsc.binds == ["bind_transmitter"]
+        assert sent.provider_message_id == submitted.message_id
+        assert gsm_decode(submitted.short_message) == "Laporan Anda diterima. No. LPR-7K3Q9X"
+
+
+def test_send_with_the_smsc_unreachable_is_retryable() -> None:
+    with FakeSmsc() as smsc:
+        settings = settings_for(smsc)
+    with pytest.raises(ProviderError, match="could not submit"):
+        asyncio.run(send(reply("halo"), settings, httpx.AsyncClient()))
+
+
+def test_mo_message_in_data_sm_is_stored_and_answered_with_data_sm_resp(tmp_path: Path) -> None:
+    with running_service(tmp_path) as rig:
+        text = "LAPOR lewat data_sm: jalan rusak"
+        sequence = rig.smsc.deliver("data_sm", **mo(message_payload=gsm_encode(text)))
+        assert rig.smsc.wait_response(sequence) == STATUS_OK
+        assert parse(rig.inbox.items[0].raw, {})[0].text == text
