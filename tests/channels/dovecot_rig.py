@@ -30,16 +30,22 @@ PASSWORD = "rahasia-uji"  # a throwaway test secret, valid only inside the temp 
 BARE_CAPABILITIES = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS"
 
 
-def ensure_dovecot() -> str:
-    """The dovecot binary; installs Debian's dovecot-imapd when it is missing."""
-    binary = shutil.which("dovecot")
+def ensure_command(command: str, package: str) -> str:
+    """The path of ``command``; installs the Debian ``package`` that has it when it is missing."""
+    binary = shutil.which(command)
     if binary is None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-imapd"], check=True, env=env)
-        binary = shutil.which("dovecot")
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+        binary = shutil.which(command)
     if binary is None:
-        raise RuntimeError("dovecot is not installed and apt-get could not install dovecot-imapd")
+        raise RuntimeError(f"{command} is not installed and apt-get could not install {package}")
+    return binary
+
+
+def ensure_dovecot() -> str:
+    """The dovecot binary (Debian's dovecot-imapd, installed when missing); a 2.3 release."""
+    binary = ensure_command("dovecot", "dovecot-imapd")
     version = subprocess.run([binary, "--version"], check=True, capture_output=True, text=True).stdout
     if not version.startswith("2.3"):
         raise RuntimeError(f"dovecot_rig writes a Dovecot 2.3 configuration; found {version.strip()}")

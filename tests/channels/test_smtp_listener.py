@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import smtplib
 import ssl
 import subprocess
@@ -21,6 +20,7 @@ from channels.base import Accepted, InboxItem
 from channels.email import smtp
 from channels.email.smtp import SmtpHandler, SmtpSettings, start_listener
 from gateway.errors import IgnoredMessage
+from tests.channels.dovecot_rig import ensure_command
 from tests.channels.email_rig import MemoryInbox, make_context
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "email"
@@ -211,8 +211,7 @@ def test_an_exception_anywhere_in_a_session_is_a_temporary_451() -> None:
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "the STARTTLS test needs the openssl command (Debian package openssl)"
+    openssl = ensure_command("openssl", "openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
