@@ -134,6 +134,9 @@ class FakeSmsc:
 
     def close(self) -> None:
         self._stopping = True
+        # shutdown wakes the thread blocked in accept(); a bare close would leave the port listening.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
         for session in self._sessions:
             with contextlib.suppress(OSError):

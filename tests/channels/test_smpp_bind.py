@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +20,9 @@ from tests.channels.smpp_smsc import FakeSmsc
 SENDER = "6281234567890"
 
 
-def mo(**fields: object) -> dict[str, object]:
+def mo(**fields: Any) -> dict[str, Any]:
     """deliver_sm fields of a citizen's message to 1708."""
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "source_addr_ton": 1,
         "source_addr_npi": 1,
         "source_addr": SENDER,
