@@ -109,24 +109,30 @@ def lock_duration(failed_logins: int) -> timedelta | None:
 def check_password(store: Store, username: str, password: str, now: datetime | None = None) -> Principal:
     """The principal for a right password; ``AuthError`` (or ``LockedOut``) otherwise, saying no more."""
     now = now or utcnow()
+    refusal: AuthError | None = None
+    # The refusal is raised after the transaction: raising inside it would roll back the miss counter.
     with store.write() as session:
         user = session.execute(select(StaffUser).where(col(StaffUser.username) == username)).scalar_one_or_none()
         if user is None or user.disabled_at is not None:
             _verify(_DUMMY_HASH, password)
-            raise AuthError("unknown user or wrong password")
-        if user.locked_until is not None and user.locked_until > now:
-            raise LockedOut(user.locked_until)
-        if not _verify(user.password_hash, password):
+            refusal = AuthError("unknown user or wrong password")
+        elif user.locked_until is not None and user.locked_until > now:
+            refusal = LockedOut(user.locked_until)
+        elif not _verify(user.password_hash, password):
             user.failed_logins += 1
             lock = lock_duration(user.failed_logins)
             user.locked_until = now + lock if lock else None
-            raise AuthError("unknown user or wrong password")
-        user.failed_logins = 0
-        user.locked_until = None
-        user.last_login_at = now
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
-        return Principal(name=user.username, role=user.role)
+            refusal = LockedOut(user.locked_until) if user.locked_until else AuthError("unknown user or wrong password")
+        else:
+            user.failed_logins = 0
+            user.locked_until = None
+            user.last_login_at = now
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            principal = Principal(name=user.username, role=user.role)
+    if refusal is not None:
+        raise refusal
+    return principal
 
 
 def _verify(password_hash: str, password: str) -> bool:
