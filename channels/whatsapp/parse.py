@@ -123,7 +123,13 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
 
 
 def receipts(raw: bytes, meta: Mapping[str, Any]) -> list[Receipt]:
-    """Statuses of replies we sent, for the outbox; only the one a status row stands for."""
+    """Statuses of replies we sent, for the outbox; only the one a status row stands for.
+
+    A message row (``meta["wamid"]``) reports none: the statuses batched with
+    it have rows of their own.
+    """
+    if meta.get("wamid"):
+        return []
     notification = load_notification(raw)
     wanted = (meta.get("status_id"), meta.get("status")) if meta.get("status_id") else None
     found: list[Receipt] = []

@@ -174,6 +174,21 @@ def test_statuses_only_notification_is_never_a_complaint_and_updates_receipts() 
     assert [r.status for r in receipts(raw, {})] == ["delivered", "read"]
 
 
+def test_message_rows_report_no_receipts_of_the_statuses_batched_with_them() -> None:
+    notification = json.loads(payload("text.json"))
+    statuses = json.loads(payload("statuses_only.json"))["entry"][0]["changes"][0]["value"]["statuses"]
+    notification["entry"][0]["changes"][0]["value"]["statuses"] = statuses
+    raw = json.dumps(notification).encode()
+    items = inbox_items(raw)
+    assert [item.external_id.split(":")[0] for item in items] == [
+        "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABIYFjNFQjBDMEQ2RkQ0QjQ4QjA3MTEwQUEA",
+        "status",
+        "status",
+    ]
+    assert receipts(raw, items[0].meta) == []
+    assert [len(receipts(raw, item.meta)) for item in items[1:]] == [1, 1]
+
+
 def test_failed_status_carries_the_providers_error() -> None:
     (receipt,) = receipts(payload("status_failed.json"), {})
     assert (receipt.status, receipt.error) == ("failed", "Re-engagement message")

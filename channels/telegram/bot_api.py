@@ -1,0 +1,92 @@
+"""Calls to the Bot API through aiogram: replies, media downloads, webhook registration."""
+
+from __future__ import annotations
+
+import dataclasses
+import mimetypes
+import posixpath
+
+import httpx
+import structlog
+from aiogram import Bot
+from aiogram.types import ReplyParameters
+
+from channels.base import ChannelContext, Reply, SaveAttachment, Sent
+from channels.telegram.handlers import message_id
+from channels.telegram.session import make_bot, provider_errors
+from channels.telegram.settings import TelegramSettings
+from gateway.errors import ProviderRejected
+from normalizer.types import Attachment, ChannelMessage
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_PATH = "/webhooks/telegram"
+# Only what a citizen sends; edits, reactions and group events are not complaints.
+ALLOWED_UPDATES = ["message"]
+MEDIA_UNAVAILABLE = "telegram.media_unavailable"
+WEBHOOK_REGISTERED = "telegram.webhook_registered"
+
+
+async def send(reply: Reply, settings: TelegramSettings, client: httpx.AsyncClient) -> Sent:
+    return await send_with_bot(make_bot(settings, client), reply)
+
+
+async def send_with_bot(bot: Bot, reply: Reply) -> Sent:
+    """``sendMessage`` to the chat; threaded under the citizen's message when we know it."""
+    quoted = reply.extra.get("telegram_message_id")
+    threading = ReplyParameters(message_id=int(quoted), allow_sending_without_reply=True) if quoted else None
+    async with provider_errors("sendMessage"):
+        sent = await bot.send_message(chat_id=reply.to, text=reply.text, reply_parameters=threading)
+    return Sent(provider_message_id=message_id(sent.chat.id, sent.message_id))
+
+
+async def enrich(msg: ChannelMessage, settings: TelegramSettings, ctx: ChannelContext) -> ChannelMessage:
+    return await enrich_with_bot(msg, make_bot(settings, ctx.http), ctx.save_attachment)
+
+
+async def enrich_with_bot(msg: ChannelMessage, bot: Bot, save: SaveAttachment) -> ChannelMessage:
+    """getFile then the file download, for each media descriptor ``parse`` left in ``extra``.
+
+    A file the Bot API will not serve (over its 20 MB download limit, or gone)
+    is logged and skipped: the complaint matters more than the file. Outages
+    raise ``ProviderError`` so the worker tries again.
+    """
+    attachments: list[Attachment] = []
+    for media in msg.extra.get("media", []):
+        try:
+            async with provider_errors("getFile"):
+                file = await bot.get_file(str(media["file_id"]))
+                if not file.file_path:
+                    raise ProviderRejected("telegram: getFile gave no file_path")
+                data = await bot.download_file(file.file_path)
+        except ProviderRejected as exc:
+            log.warning(MEDIA_UNAVAILABLE, file_unique_id=media.get("file_unique_id"), error=str(exc))
+            continue
+        assert data is not None
+        filename = media.get("filename") or posixpath.basename(file.file_path)
+        content_type = media.get("mime_type") or mimetypes.guess_type(filename)[0]
+        attachments.append(save(data.read(), filename, content_type))
+    if not attachments:
+        return msg
+    return dataclasses.replace(msg, attachments=(*msg.attachments, *attachments))
+
+
+async def register_webhook(settings: TelegramSettings, public_url: str, bot: Bot | None = None) -> str:
+    """``setWebhook`` to ``<public_url>/webhooks/telegram`` with our secret; returns that URL.
+
+    For ``lapor-gateway telegram set-webhook`` and deploy scripts. Without a
+    ``bot`` one is made over a fresh HTTP client on ``settings.api_base``.
+    """
+    url = public_url.rstrip("/") + WEBHOOK_PATH
+    if bot is None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await register_webhook(settings, public_url, make_bot(settings, client))
+    async with provider_errors("setWebhook"):
+        await bot.set_webhook(
+            url=url,
+            secret_token=settings.secret_token.get_secret_value() or None,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+    log.info(WEBHOOK_REGISTERED, url=url)
+    return url
