@@ -123,7 +123,13 @@ class Inbound:
             return
         group = _group_key(part)
         key = f"{group}:{part.concat.seq:03d}"
-        if state.get(key) is None:
+        waiting = state.get(key)
+        if waiting is not None and decode_deliver_sm(bytes.fromhex(waiting["pdu"])).content_digest() != digest:
+            # Same sender, reference and place but other bytes: a new message reusing the (8-bit, cycling)
+            # reference while the old one still waits. The old one is stored as it is, then the new one starts.
+            await self._complete(state.items(group + ":"))
+            waiting = None
+        if waiting is None:
             state.put(key, {"pdu": raw_pdu.hex(), "at": now, "total": part.concat.total})
             log.info(EVENT_PART_STORED, seq=part.concat.seq, total=part.concat.total)
         else:

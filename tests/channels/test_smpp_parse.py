@@ -153,6 +153,17 @@ def test_complete_set_sent_again_does_not_make_an_incomplete_second_message() ->
     assert len(inbox.items) == 1
 
 
+def test_reused_reference_with_other_bytes_stores_the_waiting_message_first() -> None:
+    old_part, *_ = pdus("concat_sar.hex")  # part 2 of 2, reference 777
+    new_part = bytearray(old_part)
+    new_part[-20] ^= 0x01  # one septet of the text differs (the sar_* TLVs are the last 16 octets)
+    statuses, inbox, state = feed([old_part, bytes(new_part)])
+    assert statuses == [STATUS_OK, STATUS_OK]
+    [stored] = inbox.items
+    assert stored.meta["missing"] == [1]
+    assert len(state.items(PART)) == 1  # the new message's part waits for its sibling
+
+
 def test_delivery_receipt_parses_as_ignored_and_maps_to_our_message_id() -> None:
     statuses, inbox, _ = feed(pdus("delivery_receipt.hex"))
     assert statuses == [STATUS_OK]
