@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels import csv_import, jasmin, kannel, manual, smpp, twilio
+from channels import csv_import, jasmin, kannel, manual, smpp, telegram, twilio, whatsapp
 from channels.base import ChannelAdapter
 from channels.email import imap, smtp
 
@@ -15,6 +15,8 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "smpp": smpp.ADAPTER,
     "smtp": smtp.ADAPTER,
     "imap": imap.ADAPTER,
+    "whatsapp": whatsapp.ADAPTER,
+    "telegram": telegram.ADAPTER,
 }
 
 
