@@ -11,10 +11,10 @@ import zlib
 
 import httpx
 import structlog
-from smpplib import consts, exceptions
+from smpplib import consts
 
 from channels.base import ChannelAdapter, Reply, Sent
-from channels.smpp.client import LinkDown, service, submit_all
+from channels.smpp.client import service, submit_all
 from channels.smpp.codec import encode_reply
 from channels.smpp.message import PROVIDER, external_id, parse, receipts
 from channels.smpp.settings import SmppSettings
@@ -56,7 +56,10 @@ async def send(reply: Reply, settings: SmppSettings, client: httpx.AsyncClient) 
     if settings.bind_mode == "receiver":
         raise ProviderRejected("smpp: bind_mode receiver cannot submit replies")
     # A reference derived from the reply, so a retried reply reuses it and phones join the parts alike.
-    encoded = encode_reply(reply.text, zlib.crc32(reply.idempotency_key.encode()), settings.default_data_coding)
+    try:
+        encoded = encode_reply(reply.text, zlib.crc32(reply.idempotency_key.encode()), settings.default_data_coding)
+    except ValueError as exc:  # more than 255 parts: no SMSC will take it
+        raise ProviderRejected(f"smpp: {exc}") from exc
     source, source_ton, source_npi = _address(settings.short_code)
     destination, dest_ton, dest_npi = _address(reply.to)
     submits = [
@@ -76,7 +79,7 @@ async def send(reply: Reply, settings: SmppSettings, client: httpx.AsyncClient) 
     ]
     try:
         results = await submit_all(settings, submits)
-    except (LinkDown, exceptions.ConnectionError, exceptions.PDUError, TimeoutError, OSError) as exc:
+    except Exception as exc:  # link down, bind refused, no resp in time, a garbled PDU: all worth a retry
         raise ProviderError(f"smpp: could not submit ({type(exc).__name__}: {exc})") from exc
     status = results[-1][0]
     if status in RETRYABLE_STATUSES:

@@ -364,7 +364,7 @@ async def keep_bound(settings: SmppSettings, deliver: Deliver) -> None:
         try:
             await link.run()
             reason = "session ended"
-        except (exceptions.ConnectionError, exceptions.PDUError, OSError) as exc:
+        except Exception as exc:  # whatever ended the session, the answer is the same: back off, bind again
             reason = f"{type(exc).__name__}: {exc}"
         if link.was_bound:
             delay = BACKOFF_INITIAL_S

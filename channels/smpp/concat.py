@@ -134,9 +134,9 @@ class Inbound:
             log.info(EVENT_PART_STORED, seq=part.concat.seq, total=part.concat.total)
         else:
             log.info(EVENT_PART_DUPLICATE, of="waiting part", seq=part.concat.seq)
-        waiting = state.items(group + ":")
-        if len(waiting) >= part.concat.total:
-            await self._complete(waiting)
+        parts = state.items(group + ":")
+        if len(parts) >= part.concat.total:
+            await self._complete(parts)
 
     async def _complete(self, waiting: Sequence[tuple[str, Any]]) -> None:
         """Stores a group of parts as one message, then forgets the parts (in that order)."""
