@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,6 +54,8 @@ class ImapSettings(ChannelSettings):
     host: str = ""
     port: int | None = Field(default=None, ge=1, le=65535)
     ssl: bool = True
+    # A CA bundle for a server whose certificate the system does not trust (a regional CA, self-signed).
+    ca_file: Path | None = None
     username: str = ""
     password: SecretStr = SecretStr("")
     folder: str = "INBOX"
@@ -92,7 +96,8 @@ class _Connection:
 
 
 def _connect(settings: ImapSettings) -> _Connection:
-    client = IMAPClient(settings.host, port=settings.port_or_default, ssl=settings.ssl, timeout=60)
+    context = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ssl and settings.ca_file else None
+    client = IMAPClient(settings.host, port=settings.port_or_default, ssl=settings.ssl, ssl_context=context, timeout=60)
     try:
         client.login(settings.username, settings.password.get_secret_value())
         if settings.processed_folder and not client.folder_exists(settings.processed_folder):

@@ -2,9 +2,10 @@
 
 Dovecot comes from Debian's ``dovecot-imapd`` package (installed here with
 apt-get when missing). Each rig writes a standalone ``dovecot.conf`` in its own
-temporary directory: plaintext auth on 127.0.0.1 only, one passwd-file user,
-maildir storage in the same directory. ``capabilities`` can narrow what the
-server advertises (no IDLE, no MOVE) to exercise the poller's fallbacks.
+temporary directory: plaintext auth on 127.0.0.1 only (or implicit TLS with a
+self-signed certificate), one passwd-file user, maildir storage in the same
+directory. ``capabilities`` can narrow what the server advertises (no IDLE, no
+MOVE) to exercise the poller's fallbacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -66,10 +68,13 @@ class Dovecot:
     username: str
     password: str
     root: Path
+    # Set when the rig speaks implicit TLS (imaps): the self-signed certificate to trust.
+    ca_file: Path | None = None
 
     def client(self) -> IMAPClient:
         """A logged-in imapclient for test set-up and assertions."""
-        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        client = IMAPClient(self.host, port=self.port, ssl=self.ca_file is not None, ssl_context=context, timeout=10)
         client.login(self.username, self.password)
         return client
 
@@ -90,17 +95,35 @@ class Dovecot:
             return sorted(line.partition(":")[2].strip() for line in lines)
 
 
-def _config(root: Path, port: int, capabilities: str | None) -> str:
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """(cert, key) PEM files for 127.0.0.1 (an IP subjectAltName), so a client can verify against the cert itself."""
+    openssl = ensure_command("openssl", "openssl")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    request = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [*request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def _config(root: Path, port: int, capabilities: str | None, tls: bool) -> str:
     mail_user = pwd.getpwnam("nobody")
     capability_line = f"imap_capability = {capabilities}\n" if capabilities else ""
+    if tls:
+        ssl_lines = f"ssl = required\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem\n"
+        ssl_lines += "ssl_dh = </usr/share/dovecot/dh.pem\n" if Path("/usr/share/dovecot/dh.pem").exists() else ""
+        imap_port, imaps_port = 0, port
+    else:
+        ssl_lines, imap_port, imaps_port = "ssl = no\n", port, 0
     return f"""\
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl_lines}disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
 mail_location = maildir:{root}/mail/%u
@@ -120,10 +143,12 @@ namespace inbox {{
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
-    port = {port}
+    port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -135,13 +160,14 @@ service imap-login {{
 """
 
 
-def _wait_for_greeting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_for_greeting(port: int, process: subprocess.Popen[bytes], log: Path, tls: bool) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"dovecot exited with {process.returncode}: {log.read_text(errors='replace')}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as plain:
+                sock = ssl._create_unverified_context().wrap_socket(plain) if tls else plain
                 if sock.recv(100).startswith(b"* OK"):
                     return
         except OSError:
@@ -152,8 +178,8 @@ def _wait_for_greeting(port: int, process: subprocess.Popen[bytes], log: Path) -
 
 
 @contextmanager
-def running_dovecot(capabilities: str | None = None) -> Iterator[Dovecot]:
-    """Start a private Dovecot and stop it (and remove its files) afterwards."""
+def running_dovecot(capabilities: str | None = None, tls: bool = False) -> Iterator[Dovecot]:
+    """Start a private Dovecot (plain IMAP, or implicit TLS with ``tls``); stop it and remove its files after."""
     binary = ensure_dovecot()
     root = Path(tempfile.mkdtemp(prefix="dovecot-rig-"))
     # Dovecot's login and mail processes run unprivileged: they must reach the rig's files.
@@ -164,13 +190,14 @@ def running_dovecot(capabilities: str | None = None) -> Iterator[Dovecot]:
     for sub in ("mail", "home"):
         os.chown(root / sub, mail_user.pw_uid, mail_user.pw_gid)
     (root / "users").write_text(f"{USERNAME}:{{PLAIN}}{PASSWORD}\n")
+    ca_file = self_signed_certificate(root)[0] if tls else None
     port = free_port()
     conf = root / "dovecot.conf"
-    conf.write_text(_config(root, port, capabilities))
+    conf.write_text(_config(root, port, capabilities, tls))
     process = subprocess.Popen([binary, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_for_greeting(port, process, root / "dovecot.log")
-        yield Dovecot(host="127.0.0.1", port=port, username=USERNAME, password=PASSWORD, root=root)
+        _wait_for_greeting(port, process, root / "dovecot.log", tls)
+        yield Dovecot("127.0.0.1", port, USERNAME, PASSWORD, root, ca_file)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -133,6 +134,23 @@ def test_without_processed_folder_mail_is_flagged_seen_and_taken_once(dovecot: D
         client.select_folder("INBOX", readonly=True)
         flags = client.get_flags(client.search("ALL"))
     assert [b"\\Seen" in each for each in flags.values()] == [True, True, True]
+
+
+def test_implicit_tls_with_the_configured_ca_is_verified_and_read(tmp_path: Path) -> None:
+    with running_dovecot(tls=True) as server:
+        server.append(mail(1))
+        inbox = MemoryInbox()
+        settings = settings_for(server, ssl=True, ca_file=server.ca_file)
+
+        asyncio.run(poll_once(settings, make_context(inbox.accept, tmp_path)))
+
+        assert list(inbox.rows) == [("email", "imap", mail_id(1))]
+        assert server.message_ids("Processed") == [mail_id(1)]
+        # Without the CA the self-signed server is not trusted, and nothing is read.
+        server.append(mail(2))
+        with pytest.raises(ssl.SSLCertVerificationError):
+            asyncio.run(poll_once(settings_for(server, ssl=True), make_context(inbox.accept, tmp_path)))
+        assert len(inbox.rows) == 1
 
 
 def test_uidvalidity_change_takes_the_folder_again(dovecot: Dovecot, tmp_path: Path) -> None:

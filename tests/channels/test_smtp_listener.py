@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from channels.base import Accepted, InboxItem
 from channels.email import smtp
 from channels.email.smtp import SmtpHandler, SmtpSettings, start_listener
 from gateway.errors import IgnoredMessage
-from tests.channels.dovecot_rig import ensure_command
+from tests.channels.dovecot_rig import self_signed_certificate
 from tests.channels.email_rig import MemoryInbox, make_context
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "email"
@@ -210,41 +209,15 @@ def test_an_exception_anywhere_in_a_session_is_a_temporary_451() -> None:
     assert asyncio.run(handler.handle_exception(RuntimeError("boom"))).startswith("451 ")
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    openssl = ensure_command("openssl", "openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            openssl,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=lapor.localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def test_starttls_with_the_configured_certificate(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     inbox = MemoryInbox()
 
     def client(port: int) -> str | None:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as conversation:
             conversation.ehlo("mx.contoh.id")
             assert conversation.has_extn("starttls")
-            conversation.starttls(context=ssl._create_unverified_context())
+            conversation.starttls(context=ssl.create_default_context(cafile=str(cert)))
             version = conversation.sock.version() if isinstance(conversation.sock, ssl.SSLSocket) else None
             conversation.sendmail(CITIZEN, [OURS], MAIL)
             return version
