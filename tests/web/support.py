@@ -19,14 +19,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from gateway import users
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from gateway.registry import CHANNELS
 from sinks.store.db import Store
-from sinks.store.models import FAILED, Complaint, InboxMessage, utcnow
+from sinks.store.models import FAILED, Complaint, InboxMessage, StaffUser, utcnow
 
 PASSWORD = "kata-sandi-uji-123"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+_password_hash: str | None = None
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -87,8 +88,12 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -
 
 
 def add_staff(store: Store) -> None:
-    users.create_user(store, "siti", PASSWORD, "agent")
-    users.create_user(store, "rina", PASSWORD, "admin")
+    """Agent ``siti`` and admin ``rina``; the hash is made once per run (argon2 is slow on purpose)."""
+    global _password_hash
+    _password_hash = _password_hash or PasswordHasher().hash(PASSWORD)
+    with store.write() as session:
+        for username, role in (("siti", "agent"), ("rina", "admin")):
+            session.add(StaffUser(username=username, role=role, password_hash=_password_hash, created_at=utcnow()))
 
 
 def csrf_of(html: str) -> str:
