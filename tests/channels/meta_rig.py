@@ -6,6 +6,7 @@
 - ``MemoryInbox``: an ``Accept`` that dedups on (channel, provider,
   external_id) the way the real inbox's unique constraint does.
 - ``make_context``: a ``ChannelContext`` built from those pieces.
+- ``stored_*`` / ``eventually``: what a running gateway stored, for end-to-end tests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import hashlib
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,9 +26,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from channels.base import Accepted, ChannelContext, InboxItem
 from normalizer.types import Attachment
+from sinks.store.db import Store
+from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
 
 
 @dataclass(frozen=True)
@@ -241,3 +247,40 @@ async def wait_until(condition: Any, attempts: int = 500) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition never became true")
+
+
+# --- end-to-end helpers: reading what the running gateway stored ------------------------------
+
+
+def eventually(condition: Callable[[], Any], attempts: int = 600) -> Any:
+    """Poll ``condition`` until it returns something truthy (a bounded wait, not a timing assertion)."""
+    for _ in range(attempts):
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("condition never became true")
+
+
+def stored_complaints(store: Store) -> list[Complaint]:
+    with store.read() as session:
+        return list(session.execute(select(Complaint).order_by(col(Complaint.id))).scalars())
+
+
+def stored_inbox(store: Store) -> list[InboxMessage]:
+    with store.read() as session:
+        return list(session.execute(select(InboxMessage).order_by(col(InboxMessage.id))).scalars())
+
+
+def stored_replies(store: Store) -> list[OutboxMessage]:
+    with store.read() as session:
+        query = select(OutboxMessage).where(col(OutboxMessage.kind) == "reply").order_by(col(OutboxMessage.id))
+        return list(session.execute(query).scalars())
+
+
+def retry_outbox_now(store: Store) -> None:
+    """Bring every pending outbox row's next attempt forward (what waiting out the backoff would do)."""
+    with store.write() as session:
+        session.execute(
+            update(OutboxMessage).where(col(OutboxMessage.status) == "pending").values(next_attempt_at=utcnow())
+        )

@@ -1,0 +1,175 @@
+"""WhatsApp through the real gateway (SQLite and PostgreSQL): webhook → inbox → worker → complaint + reply.
+
+A local HTTP server stands in for Meta's Graph API: it serves the media and
+takes the replies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from channels.whatsapp import sign
+from gateway.config import Config
+from sinks.store.db import Store
+from tests.channels.meta_rig import (
+    Canned,
+    FakeProviderApi,
+    eventually,
+    fake_provider_api,
+    retry_outbox_now,
+    stored_complaints,
+    stored_inbox,
+    stored_replies,
+)
+from tests.channels.test_whatsapp import APP_SECRET, MESSAGES_PATH, SENT, media_routes, payload
+
+PHOTO = b"\xff\xd8\xff\xe0 JFIF: rubbish piling up at the TPS"
+SENT_WAMID = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjQ4RTk2QjE0QzQ2QjA0QkI4RQA="
+
+
+@pytest.fixture
+def graph_api() -> Iterator[FakeProviderApi]:
+    with fake_provider_api() as api:
+        api.route("POST", MESSAGES_PATH, SENT)
+        media_routes(api, "1003383421387256", PHOTO, "image/jpeg")
+        yield api
+
+
+@pytest.fixture
+def gateway_client(
+    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], graph_api: FakeProviderApi
+) -> Callable[..., TestClient]:
+    def start(**worker: Any) -> TestClient:
+        whatsapp = {
+            "enabled": True,
+            "verify_token": "kominfo-verify",
+            "app_secret": APP_SECRET,
+            "access_token": "EAAG-test-token",
+            "phone_number_id": "106540352242922",
+            "api_base": graph_api.url,
+        }
+        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker))
+
+    return start
+
+
+def post_signed(client: TestClient, body: bytes) -> int:
+    headers = {"X-Hub-Signature-256": sign(body, APP_SECRET), "Content-Type": "application/json"}
+    return client.post("/webhooks/whatsapp", content=body, headers=headers).status_code
+
+
+def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_reaches_the_chat(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("image_with_caption.json")) == 200
+        (request,) = eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+    (complaint,) = stored_complaints(store)
+    assert complaint.channel == "whatsapp" and complaint.provider == "meta"
+    assert complaint.body == "Sampah menumpuk di TPS Kelurahan Sukajadi"
+    assert (complaint.reporter_name, complaint.reporter_phone) == ("Siti Aminah", "+6281234567890")
+    assert [a["sha256"] for a in complaint.attachments] == [hashlib.sha256(PHOTO).hexdigest()]
+    sent = request.json()
+    assert sent["to"] == "6281234567890"
+    assert complaint.tracking_id in sent["text"]["body"]
+    (reply,) = stored_replies(store)
+    assert (reply.status, reply.provider_message_id) == ("done", SENT_WAMID)
+
+
+def test_redeliveries_and_concurrent_copies_make_one_complaint(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    body = payload("text.json")
+    with gateway_client() as client:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            codes = list(pool.map(lambda _: post_signed(client, body), range(6)))
+        codes.append(post_signed(client, body))
+        eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+        eventually(lambda: all(row.status == "done" for row in stored_inbox(store)))
+    assert codes == [200] * 7
+    assert len(stored_inbox(store)) == 1
+    assert len(stored_complaints(store)) == 1
+    assert len(graph_api.seen("POST", MESSAGES_PATH)) == 1
+
+
+def test_graph_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    graph_api.route("POST", MESSAGES_PATH, Canned.json({"error": {"message": "unavailable"}}, status=500), SENT)
+    with gateway_client(backoff_initial_s=600, backoff_max_s=600) as client:
+        assert post_signed(client, payload("text.json")) == 200
+        (waiting,) = eventually(lambda: [r for r in stored_replies(store) if r.attempts == 1])
+        assert (waiting.status, waiting.error_type) == ("pending", "ProviderError")
+        assert len(stored_complaints(store)) == 1
+        retry_outbox_now(store)
+        client.app.state.gateway.worker.wake.set()  # type: ignore[attr-defined]
+        (done,) = eventually(lambda: [r for r in stored_replies(store) if r.status == "done"])
+    assert done.provider_message_id == SENT_WAMID
+    assert len(graph_api.seen("POST", MESSAGES_PATH)) == 2
+
+
+def test_statuses_update_the_reply_they_belong_to_and_make_no_complaint(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("text.json")) == 200
+        eventually(lambda: [r for r in stored_replies(store) if r.status == "done"])
+        assert post_signed(client, payload("statuses_only.json")) == 200
+        eventually(lambda: [r for r in stored_replies(store) if r.delivery_status in ("delivered", "read")])
+        eventually(lambda: all(row.status in ("done", "ignored") for row in stored_inbox(store)))
+    assert len(stored_complaints(store)) == 1
+    assert [row.status for row in stored_inbox(store)] == ["done", "ignored", "ignored"]
+    assert [reply.delivery_status for reply in stored_replies(store)] == ["read"]
+
+
+def test_two_messages_in_one_notification_become_two_complaints_each_answered(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("multi_message.json")) == 200
+        eventually(lambda: len(graph_api.seen("POST", MESSAGES_PATH)) == 2)
+    complaints = stored_complaints(store)
+    assert sorted(c.reporter_phone or "" for c in complaints) == ["+6281234567890", "+6285711112222"]
+    recipients = sorted(r.json()["to"] for r in graph_api.seen("POST", MESSAGES_PATH))
+    assert recipients == ["6281234567890", "6285711112222"]
+
+
+def test_sticker_gets_the_help_text_and_no_complaint(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("sticker.json")) == 200
+        (request,) = eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+    assert "LAPOR" in request.json()["text"]["body"]
+    assert stored_complaints(store) == []
+
+
+def test_forged_notification_is_refused_by_the_running_gateway(
+    gateway_client: Callable[..., TestClient], store: Store
+) -> None:
+    body = payload("text.json")
+    with gateway_client() as client:
+        response = client.post("/webhooks/whatsapp", content=body, headers={"X-Hub-Signature-256": sign(body, "x")})
+        handshake = client.get(
+            "/webhooks/whatsapp",
+            params={"hub.mode": "subscribe", "hub.verify_token": "kominfo-verify", "hub.challenge": "42"},
+        )
+    assert response.status_code == 403
+    assert stored_inbox(store) == []
+    assert handshake.text == "42"
+
+
+def test_signed_malformed_json_is_refused_without_a_row(
+    gateway_client: Callable[..., TestClient], store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("malformed_truncated.json")) == 400
+        assert post_signed(client, json.dumps({"object": "x", "entry": 7}).encode()) == 400
+    assert stored_inbox(store) == []
