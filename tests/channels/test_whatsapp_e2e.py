@@ -62,7 +62,7 @@ def gateway_client(
 
 def post_signed(client: TestClient, body: bytes) -> int:
     headers = {"X-Hub-Signature-256": sign(body, APP_SECRET), "Content-Type": "application/json"}
-    return client.post("/webhooks/whatsapp", content=body, headers=headers).status_code
+    return int(client.post("/webhooks/whatsapp", content=body, headers=headers).status_code)
 
 
 def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_reaches_the_chat(
