@@ -105,6 +105,7 @@ def test_sms_over_smpp_becomes_a_complaint_and_the_ack_a_submit_sm(
         smsc.wait_bound()
         status = smsc.wait_response(smsc.deliver(**mo("LAPOR jalan {berlubang} di Jl. Merdeka 10, bahaya €")))
         assert status == STATUS_OK
+        assert len(inbox_rows(store)) == 1  # committed before the deliver_sm_resp went out
         [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
         [ack] = smsc.wait_submitted(1)
         [reply] = wait_for(lambda: [row for row in outbox(store) if row.status == "done"], "the reply marked sent")
