@@ -13,6 +13,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -38,6 +39,8 @@ class RelaySettings(BaseModel):
     port: int = Field(default=25, ge=1, le=65535)
     from_address: str = "lapor@lapor.localhost"
     starttls: bool = False
+    # A CA bundle for a relay whose certificate the system does not trust (a regional CA, self-signed).
+    ca_file: Path | None = None
     username: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -76,7 +79,7 @@ def _deliver(message: EmailMessage, relay: RelaySettings, recipient: str) -> Non
     local_hostname = relay.from_address.rpartition("@")[2] or "localhost"
     with smtplib.SMTP(relay.host, relay.port, timeout=relay.timeout_seconds, local_hostname=local_hostname) as smtp:
         if relay.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=str(relay.ca_file) if relay.ca_file else None))
         if relay.username:
             password = relay.password.get_secret_value() if relay.password else ""
             smtp.login(relay.username, password)

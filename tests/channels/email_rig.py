@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from channels.base import Accepted, ChannelContext, InboxItem
 from gateway.errors import StoreUnavailable
@@ -176,22 +177,50 @@ class _RelayHandler:
 
 
 class CapturingRelay:
-    """A real SMTP server on 127.0.0.1 (its own thread and loop) standing in for the operator's relay."""
+    """A real SMTP server on 127.0.0.1 (its own thread and loop) standing in for the operator's relay.
 
-    def __init__(self) -> None:
+    With ``tls`` (cert, key) it offers STARTTLS; with ``credentials`` it requires AUTH, which
+    aiosmtpd only offers after STARTTLS — as a submission server on port 587 does.
+    """
+
+    def __init__(self, tls: tuple[Path, Path] | None = None, credentials: tuple[str, str] | None = None) -> None:
         self.received: list[tuple[str, list[str], EmailMessage]] = []
         self.refuse: dict[str, str] = {}
+        self.logins: list[str] = []
         self.port = 0
+        self._tls = tls
+        self._credentials = credentials
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self._credentials
+        if ok:
+            self.logins.append(data.login.decode())
+        return AuthResult(success=ok)
+
+    def _protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
+        tls_context = None
+        if self._tls is not None:
+            tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls_context.load_cert_chain(*self._tls)
+        return SMTP(
+            _RelayHandler(self),
+            hostname="relay.test",
+            tls_context=tls_context,
+            authenticator=self._authenticate if self._credentials else None,
+            auth_required=self._credentials is not None,
+            loop=loop,
+        )
+
     def start(self) -> None:
         self._thread.start()
-        handler = _RelayHandler(self)
 
         async def bind() -> asyncio.Server:
             loop = asyncio.get_running_loop()
-            return await loop.create_server(lambda: SMTP(handler, hostname="relay.test", loop=loop), "127.0.0.1", 0)
+            return await loop.create_server(lambda: self._protocol(loop), "127.0.0.1", 0)
 
         self._server = asyncio.run_coroutine_threadsafe(bind(), self._loop).result(10)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -208,8 +237,10 @@ class CapturingRelay:
 
 
 @contextlib.contextmanager
-def running_relay() -> Iterator[CapturingRelay]:
-    relay = CapturingRelay()
+def running_relay(
+    tls: tuple[Path, Path] | None = None, credentials: tuple[str, str] | None = None
+) -> Iterator[CapturingRelay]:
+    relay = CapturingRelay(tls, credentials)
     relay.start()
     try:
         yield relay

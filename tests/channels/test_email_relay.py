@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ from channels.email import imap, smtp
 from channels.email.mime import parse_mail
 from channels.email.relay import RelaySettings, acknowledgement_subject, build_acknowledgement
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
-from tests.channels.dovecot_rig import free_port
+from tests.channels.dovecot_rig import free_port, self_signed_certificate
 from tests.channels.email_rig import running_relay
 
 ACK_TEXT = "Laporan Anda diterima. No. LPR-7K3Q9X. Cek status: kirim STATUS LPR-7K3Q9X"
@@ -95,6 +96,23 @@ def test_relay_refusals_map_onto_reject_or_retry(answer: str, error: type[Except
 def test_an_unreachable_relay_is_retryable() -> None:
     with pytest.raises(ProviderError):
         send_through(free_port(), reply(), timeout_seconds=5)
+
+
+def test_starttls_and_login_on_a_submission_relay(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with running_relay(tls=(cert, key), credentials=("lapor", "sandi-relay")) as relay:
+        sent = send_through(relay.port, reply(), starttls=True, ca_file=cert, username="lapor", password="sandi-relay")
+
+    assert relay.logins == ["lapor"]
+    [(_, _, message)] = relay.received
+    assert message["Message-ID"] == sent.provider_message_id
+
+
+def test_a_relay_certificate_nobody_vouches_for_is_not_trusted(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    with running_relay(tls=(cert, key)) as relay, pytest.raises(ProviderError, match="SSL"):
+        send_through(relay.port, reply(), starttls=True)
+    assert relay.received == []
 
 
 def test_starttls_asked_of_a_relay_without_it_is_rejected_for_good() -> None:
