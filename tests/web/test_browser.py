@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from channels import csv_import
 from sinks.store.db import Store, open_store, upgrade
@@ -34,8 +34,8 @@ from tests.web.support import (
     wait_until,
 )
 
-OFFICE = {"width": 1366, "height": 768}
-PHONE = {"width": 390, "height": 844}
+OFFICE: ViewportSize = {"width": 1366, "height": 768}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 TRACKING_ID = re.compile(r"^LPR-[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{6}$")
 
 
@@ -162,7 +162,8 @@ def test_admin_previews_replays_a_failed_message_and_sees_it_in_the_audit_log(pa
 
     menu(page, "Gagal")
     expect(page.locator("table.list")).to_contain_text("ProviderError")
-    page.get_by_text("Lihat").first.click()
+    page.locator("details summary").first.click()
+    expect(page.locator("details").first).to_have_attribute("open", "")
     shot(page, "07-gagal")
     page.get_by_label(f"Pilih inbox-{inbox_id}").check()
     page.get_by_role("button", name="Pratinjau (uji coba)").click()
