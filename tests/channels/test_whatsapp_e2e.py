@@ -109,7 +109,6 @@ def test_graph_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
         assert (waiting.status, waiting.error_type) == ("pending", "ProviderError")
         assert len(stored_complaints(store)) == 1
         retry_outbox_now(store)
-        client.app.state.gateway.worker.wake.set()  # type: ignore[attr-defined]
         (done,) = eventually(lambda: [r for r in stored_replies(store) if r.status == "done"])
     assert done.provider_message_id == SENT_WAMID
     assert len(graph_api.seen("POST", MESSAGES_PATH)) == 2
