@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,36 @@ def test_mail_file_parses_to_channel_message(filename: str, expected: dict[str, 
     got = _fields(message)
     assert {key: got[key] for key in expected} == expected
     assert message.external_id == external_id(raw, {})
+
+
+def _mangled(raw: bytes, rng: random.Random) -> bytes:
+    """One random injury of the kind real mail suffers: truncated, bytes flipped, lines lost or doubled."""
+    cut = rng.randrange(len(raw) + 1)
+    lines = raw.split(b"\n")
+    line = rng.randrange(len(lines))
+    injuries = [
+        raw[:cut],
+        raw[:cut] + bytes([rng.randrange(256)]) + raw[cut + 1 :],
+        b"\n".join(lines[:line] + lines[line + 1 :]),
+        b"\n".join(lines[:line] + [lines[line]] * 3 + lines[line + 1 :]),
+        raw.replace(b"\r\n", b"\r") if rng.random() < 0.5 else raw.replace(b"\r\n", b"\n"),
+        raw[:cut] + b"\r\n--" + raw[cut:],
+        raw[:cut] + b"=?utf-8?b?" + raw[cut:],
+    ]
+    return rng.choice(injuries)
+
+
+@pytest.mark.parametrize("filename", sorted(EXPECTED))
+def test_mangled_mail_is_parsed_or_refused_but_never_crashes(filename: str) -> None:
+    raw = (PAYLOADS / filename).read_bytes()
+    rng = random.Random(filename)  # the same injuries on every run
+    for _ in range(40):
+        damaged = _mangled(raw, rng)
+        try:
+            messages = parse_mail(damaged, {}, "smtp")
+        except (IgnoredMessage, PayloadError):
+            continue
+        assert [message.external_id == external_id(damaged, {}) for message in messages] == [True]
 
 
 def test_adapters_parse_the_same_mail_under_their_own_provider() -> None:

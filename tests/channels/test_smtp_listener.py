@@ -7,6 +7,7 @@ import smtplib
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +106,18 @@ def test_250_is_sent_only_after_accept_returned(tmp_path: Path) -> None:
     assert inbox.answered_before_commit == [False]
     assert inbox.client_done.is_set()
     assert len(inbox.rows) == 1
+
+
+def test_many_senders_at_once_each_get_their_own_row(tmp_path: Path) -> None:
+    inbox = MemoryInbox()
+    mails = [MAIL.replace(b"<CAB7x1@mail.contoh.id>", f"<parallel-{n}@contoh.id>".encode()) for n in range(20)]
+
+    def clients(port: int) -> list[dict[str, Any]]:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            return list(pool.map(lambda mail: send(port, message=mail), mails))
+
+    assert with_listener(inbox, tmp_path, clients) == [{}] * 20
+    assert sorted(item.raw for item in inbox.items()) == sorted(mails)
 
 
 def test_recipient_outside_our_domains_is_refused_with_550(tmp_path: Path) -> None:
