@@ -175,6 +175,7 @@ def _last_uid(ctx: ChannelContext, settings: ImapSettings, uidvalidity: int) -> 
     if state.get("uidvalidity") != uidvalidity:
         # The server renumbered the folder: start over; the inbox key turns re-reads into duplicates.
         log.warning(UIDVALIDITY_CHANGED, host=settings.host, folder=settings.folder)
+        ctx.state.put(_state_key(settings), {"uidvalidity": uidvalidity, "last_uid": 0})
         return 0
     return int(state.get("last_uid") or 0)
 
