@@ -185,6 +185,22 @@ def test_failing_store_answers_451_and_the_retry_is_stored_once(tmp_path: Path) 
     assert len(inbox.rows) == 1
 
 
+def test_one_session_can_carry_a_refused_and_then_several_stored_mails(tmp_path: Path) -> None:
+    inbox = MemoryInbox(fail_next=1)
+    second = MAIL.replace(b"<CAB7x1@mail.contoh.id>", b"<CAB7x9@mail.contoh.id>")
+
+    def client(port: int) -> int:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as conversation:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                conversation.sendmail(CITIZEN, [OURS], MAIL)
+            conversation.sendmail(CITIZEN, [OURS], MAIL)
+            conversation.sendmail(CITIZEN, [OURS], second)
+            return refused.value.smtp_code
+
+    assert with_listener(inbox, tmp_path, client) == 451
+    assert [item.external_id for item in inbox.items()] == ["<CAB7x1@mail.contoh.id>", "<CAB7x9@mail.contoh.id>"]
+
+
 def test_bounce_with_null_sender_is_stored_for_the_worker_to_ignore(tmp_path: Path) -> None:
     inbox = MemoryInbox()
 
