@@ -153,19 +153,21 @@ class SmppLink:
         finished: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(target=self._thread_main, args=(finished,), name="smpp-bind", daemon=True)
         thread.start()
+        done = asyncio.wrap_future(finished)
         try:
-            await asyncio.shield(asyncio.wrap_future(finished))
+            await asyncio.shield(done)
         except asyncio.CancelledError:
             # Unbind politely and let the read thread see the unbind_resp; cut the socket if that takes too
             # long. The thread may be waiting on a deliver_sm this loop still has to finish: keep awaiting.
             if self.was_bound:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self._esme.send_pdu, smpp.make_pdu("unbind", client=self._esme))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(finished)), UNBIND_WAIT_S)
-            self._esme.shutdown()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(finished), ACCEPT_TIMEOUT_S + UNBIND_WAIT_S)
+            await asyncio.wait([done], timeout=UNBIND_WAIT_S)
+            if not done.done():
+                self._esme.shutdown()
+                await asyncio.wait([done], timeout=ACCEPT_TIMEOUT_S + UNBIND_WAIT_S)
+            if done.done() and not done.cancelled():
+                done.exception()  # the session ending is what we asked for: mark its outcome as seen
             raise
 
     async def submit(self, **fields: Any) -> tuple[int, str | None]:

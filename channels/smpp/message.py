@@ -157,9 +157,9 @@ def message_id(digest: str, source_addr: str, first_seen: float) -> str:
     """The inbox key of an SMPP message: sender, content digest, and when it was first seen.
 
     SMPP gives a mobile-originated message no id of its own. The content digest
-    makes a redelivery land on the same row; the first-seen second (kept in
-    state, see ``Inbound``) keeps two genuinely separate but identical texts
-    (``STATUS LPR-…`` asked twice on different days) apart.
+    makes a redelivery land on the same row; the first-seen second (remembered
+    in state for ``concat.DEDUP_WINDOW_S``) keeps two genuinely separate but
+    identical texts (``STATUS LPR-…`` asked again hours later) apart.
     """
     return f"{source_addr}:{digest[:20]}:{int(first_seen)}"
 

@@ -58,7 +58,7 @@ class _Session:
 
 
 class FakeSmsc:
-    def __init__(self, system_id: str = "lapor", password: str = "rahasia") -> None:
+    def __init__(self, system_id: str = "lapor", password: str = "rahasia", port: int = 0) -> None:
         self.system_id = system_id
         self.password = password
         self.binds: list[str] = []  # the bind command of every successful bind, in order
@@ -75,7 +75,7 @@ class FakeSmsc:
         self._message_ids = itertools.count(1)
         self._changed = threading.Condition()
         self._sessions: list[_Session] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server(("127.0.0.1", port))
         self.port: int = self._server.getsockname()[1]
         self._stopping = False
         threading.Thread(target=self._accept_loop, name="fake-smsc", daemon=True).start()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from channels.base import Reply
 from channels.smpp import parse, send
@@ -128,6 +131,29 @@ def test_dropped_link_is_rebound_and_messages_flow_again(tmp_path: Path) -> None
         sequence = rig.smsc.deliver(**mo(short_message=gsm_encode("LAPOR setelah putus")))
         assert rig.smsc.wait_response(sequence) == STATUS_OK
         assert parse(rig.inbox.items[0].raw, {})[0].text == "LAPOR setelah putus"
+
+
+def test_smsc_down_at_start_is_retried_until_it_comes_up(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on, yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with FakeSmsc() as elsewhere:
+        settings = settings_for(elsewhere, port=port)
+    runner = ServiceRunner(settings, MemoryInbox(), MemoryState(), tmp_path)
+    try:
+        with capture_logs() as logs:
+            runner.call(_until(lambda: any(e["event"] == "smpp.link_lost" for e in logs)))
+        assert not any(e.get("was_bound") for e in logs)
+        with FakeSmsc(port=port) as smsc:
+            smsc.wait_bound()
+            runner.wait_link_up()
+    finally:
+        runner.stop()
+
+
+async def _until(ready: Callable[[], bool]) -> None:
+    while not ready():
+        await asyncio.sleep(0.02)
 
 
 def test_quiet_link_is_kept_with_enquire_link(tmp_path: Path) -> None:
