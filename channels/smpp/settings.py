@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from channels.base import ChannelSettings
 from channels.smpp.codec import Alphabet
@@ -28,10 +28,15 @@ class SmppSettings(ChannelSettings):
     # Silence after which we send enquire_link; three unanswered ones mean the link is dead.
     enquire_link_s: float = Field(default=30.0, gt=0)
 
+    @field_validator("password")
+    @classmethod
+    def _password_fits(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) > 8:
+            raise ValueError("longer than the 8 characters SMPP 3.4 allows")
+        return value
+
     @model_validator(mode="after")
     def _checked(self) -> SmppSettings:
-        if len(self.password.get_secret_value()) > 8:
-            raise ValueError("channels.smpp.password is longer than the 8 characters SMPP 3.4 allows")
         if self.enabled and not self.system_id:
             raise ValueError("channels.smpp.system_id is empty — set the system_id the operator gave you")
         return self
