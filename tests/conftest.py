@@ -51,6 +51,8 @@ def build_config(db_url: str, data_dir: Path, **overrides: Any) -> Config:
         "data_dir": str(data_dir),
         "worker": {"poll_interval_s": 0.05, "backoff_initial_s": 0.0, "backoff_max_s": 0.0, "max_attempts": 3},
         "logging": {"format": "json"},
+        # The SMTP listener is on by default (make run); tests that want it pass their own channels block.
+        "channels": {"smtp": {"enabled": False}},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
