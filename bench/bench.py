@@ -35,6 +35,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from channels.whatsapp import sign as whatsapp_sign  # noqa: E402
 from sinks.store.db import open_store  # noqa: E402
 from sinks.store.models import Complaint, InboxMessage  # noqa: E402
 from tests.support.server import cli, free_port, serve, write_config  # noqa: E402
@@ -109,9 +110,50 @@ def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
     )
 
 
+BENCH_WHATSAPP_SECRET = "bench-whatsapp-app-secret"
+# Replies and media go to a closed loopback port, as for Twilio: off the measured path.
+WHATSAPP_CONFIG = f"""
+channels:
+  whatsapp:
+    enabled: true
+    verify_token: bench-verify-token
+    app_secret: {BENCH_WHATSAPP_SECRET}
+    access_token: bench-access-token
+    phone_number_id: "106540352242922"
+    api_base: http://127.0.0.1:9
+"""
+
+
+def whatsapp_request(number: int, ctx: dict[str, Any]) -> Request:
+    """A Cloud API text notification signed the way Meta signs it (X-Hub-Signature-256 over the raw body)."""
+    wa_id = f"62812{abs(number) % 10**7:07d}"
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "contacts": [{"profile": {"name": f"Warga {number}"}, "wa_id": wa_id}],
+        "messages": [
+            {
+                "from": wa_id,
+                "id": f"wamid.bench{ctx['run']}x{number}",
+                "timestamp": "1764064800",
+                "type": "text",
+                "text": {"body": f"LAPOR jalan berlubang di gang {number}"},
+            }
+        ],
+    }
+    notification = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
+    body = json.dumps(notification).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": whatsapp_sign(body, BENCH_WHATSAPP_SECRET)}
+    return Request("POST", "/webhooks/whatsapp", headers, body)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "manual": Scenario("manual", "", manual_request, 201),
     "twilio": Scenario("twilio", TWILIO_CONFIG, twilio_request, 200),
+    "whatsapp": Scenario("whatsapp", WHATSAPP_CONFIG, whatsapp_request, 200),
 }
 
 ECHO_APP = textwrap.dedent(
