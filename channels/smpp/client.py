@@ -21,6 +21,7 @@ import contextlib
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -293,6 +294,7 @@ def live_link(system_id: str) -> SmppLink | None:
 
 
 Submitted = tuple[int, str | None]  # (command_status, message_id) of a submit_sm_resp
+_TRANSMIT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 async def submit_all(settings: SmppSettings, submits: list[dict[str, Any]]) -> list[Submitted]:
@@ -305,7 +307,11 @@ async def submit_all(settings: SmppSettings, submits: list[dict[str, Any]]) -> l
     """
     link = live_link(settings.system_id)
     if link is None:
-        return await asyncio.to_thread(_transmit_once, settings, submits)
+        # One transmitter bind at a time per event loop: the outbox sends a whole batch at once,
+        # and operators cap the binds of an account.
+        lock = _TRANSMIT_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(_transmit_once, settings, submits)
     results: list[Submitted] = []
     for fields in submits:
         results.append(await link.submit(**fields))

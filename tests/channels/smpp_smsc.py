@@ -117,8 +117,8 @@ class FakeSmsc:
     def wait_refused_binds(self, count: int) -> None:
         self._wait(lambda: self.refused_binds >= count, f"{count} refused bind(s)")
 
-    def wait_unbound(self) -> None:
-        self._wait(lambda: self.unbinds >= 1, "unbind")
+    def wait_unbound(self, count: int = 1) -> None:
+        self._wait(lambda: self.unbinds >= count, f"{count} unbind(s)")
 
     def wait_closed_sessions(self, count: int) -> None:
         self._wait(lambda: sum(s.closed.is_set() for s in self._sessions) >= count, f"{count} closed connection(s)")

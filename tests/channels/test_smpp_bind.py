@@ -230,6 +230,19 @@ def test_instance_without_the_bind_sends_through_a_short_transmitter_bind() -> N
         assert gsm_decode(submitted.short_message) == "Laporan Anda diterima. No. LPR-7K3Q9X"
 
 
+def test_concurrent_replies_without_the_bind_use_one_transmitter_bind_at_a_time() -> None:
+    async def three(settings: Any) -> list[Any]:
+        async with httpx.AsyncClient() as http:
+            return await asyncio.gather(*(send(reply(f"balasan {n}", key=f"r{n}"), settings, http) for n in range(3)))
+
+    with FakeSmsc() as smsc:
+        sent = asyncio.run(three(settings_for(smsc)))
+        smsc.wait_submitted(3)
+        smsc.wait_unbound(3)
+        assert [event for event in smsc.events if event != "closed"] == ["bind", "unbind"] * 3
+        assert sorted(s.provider_message_id for s in sent) == sorted(s.message_id for s in smsc.submitted)
+
+
 def test_send_with_the_smsc_unreachable_is_retryable() -> None:
     with FakeSmsc() as smsc:
         settings = settings_for(smsc)
