@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from gateway import users
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from gateway.registry import CHANNELS
@@ -90,7 +90,7 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -
 def add_staff(store: Store) -> None:
     """Agent ``siti`` and admin ``rina``; the hash is made once per run (argon2 is slow on purpose)."""
     global _password_hash
-    _password_hash = _password_hash or PasswordHasher().hash(PASSWORD)
+    _password_hash = _password_hash or users.hash_password(PASSWORD)
     with store.write() as session:
         for username, role in (("siti", "agent"), ("rina", "admin")):
             session.add(StaffUser(username=username, role=role, password_hash=_password_hash, created_at=utcnow()))
