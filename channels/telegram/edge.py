@@ -98,10 +98,12 @@ async def poll(
         async with provider_errors("deleteWebhook"):
             await make_bot(settings, ctx.http).delete_webhook(drop_pending_updates=False)
         offset_key = f"telegram:{settings.bot_id}:offset"
-        log.info(POLLING, offset=ctx.state.get(offset_key))
+        # The state store is synchronous (a database row): kept off the event loop.
+        offset = await asyncio.to_thread(ctx.state.get, offset_key)
+        log.info(POLLING, offset=offset)
         while True:
             try:
-                updates = await get_updates(ctx.http, settings, ctx.state.get(offset_key), long_poll_s)
+                updates = await get_updates(ctx.http, settings, offset, long_poll_s)
             except ProviderError as exc:
                 log.warning(POLL_FAILED, error=str(exc), retry_in_s=pause_s)
                 await asyncio.sleep(pause_s)
@@ -111,7 +113,8 @@ async def poll(
                 item = inbox_item(raw, settings.bot_id)
                 accepted = await ctx.accept(item)
                 log.info(ACCEPTED, external_id=item.external_id, duplicate=accepted.duplicate)
-                ctx.state.put(offset_key, int(update["update_id"]) + 1)
+                offset = int(update["update_id"]) + 1
+                await asyncio.to_thread(ctx.state.put, offset_key, offset)
 
 
 async def get_updates(
