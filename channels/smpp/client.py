@@ -213,7 +213,8 @@ class SmppLink:
                 del _LINKS[settings.system_id]
             with self._pending_lock:
                 for answer in self._pending.values():
-                    answer.set_exception(LinkDown("link lost before submit_sm_resp"))
+                    if not answer.done():
+                        answer.set_exception(LinkDown("link lost before submit_sm_resp"))
                 self._pending.clear()
             self._esme.state = consts.SMPP_CLIENT_STATE_OPEN  # we said goodbye or the link is gone anyway
             with contextlib.suppress(Exception):
@@ -261,7 +262,7 @@ class SmppLink:
             return False
         elif name == "unbind_resp":
             return False
-        elif name != "enquire_link_resp":
+        elif name not in ("enquire_link_resp", "alert_notification"):  # alert_notification has no resp
             log.warning(EVENT_UNHANDLED, command=name)
             if not command & GENERIC_NACK:
                 self._respond("generic_nack", sequence, consts.SMPP_ESME_RINVCMDID)
