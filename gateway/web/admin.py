@@ -81,7 +81,7 @@ async def failed_preview(request: Request, staff: AdminOnly) -> Response:
     previews = []
     for ref in refs:
         view = await run_in_threadpool(audit.audited_preview, gateway.store, gateway.config, ref, staff.username)
-        previews.append({"id": str(ref), "json": shown_json(view)})
+        previews.append({"id": str(ref), "view": masked(view), "json": shown_json(view)})
     return render(request, "preview.html", {"previews": previews, "ids": [str(ref) for ref in refs]}, staff)
 
 

@@ -167,7 +167,9 @@ def test_admin_previews_replays_a_failed_message_and_sees_it_in_the_audit_log(pa
     shot(page, "07-gagal")
     page.get_by_label(f"Pilih inbox-{inbox_id}").check()
     page.get_by_role("button", name="Pratinjau (uji coba)").click()
-    expect(page.locator("section.preview pre")).to_contain_text("Air PDAM mati dua hari")
+    expect(page.locator("section.preview .ok")).to_have_text(
+        "Akan dibuat: Pengaduan “Air PDAM mati dua hari” · Petugas (manual) · WhatsApp · Air Bersih (PDAM)"
+    )
     shot(page, "08-pratinjau")
     assert count_complaints(site.store) == 0
 
