@@ -81,6 +81,10 @@ def _channel_message(
         details["telegram_username"] = user.username
     if message.media_group_id:
         details["media_group_id"] = message.media_group_id
+        if not text:
+            # A further photo of an album: it joins the complaint the captioned part
+            # opened; the worker may spare the citizen one acknowledgement per photo.
+            details["silent_followup"] = True
     if message.reply_to_message is not None:
         # Answering one of our replies: the worker links it to that complaint.
         details["reply_references"] = [message_id(message.chat.id, message.reply_to_message.message_id)]

@@ -154,6 +154,7 @@ def test_album_parts_share_the_media_group_and_only_the_first_carries_the_captio
     assert first.extra["media_group_id"] == second.extra["media_group_id"]
     assert (first.reply_to, second.reply_to) == ("523901234", "523901234")
     assert first.text and not second.text
+    assert (first.extra.get("silent_followup"), second.extra.get("silent_followup")) == (None, True)
 
 
 # --- webhook edge ------------------------------------------------------------
