@@ -186,3 +186,16 @@ def test_polling_mode_takes_updates_from_get_updates_into_one_complaint_each(
     assert offsets[0] is None
     assert stored_inbox(store)[0].external_id == f"{BOT_ID}:871250001"
     assert DatabaseState(store).get(f"telegram:{BOT_ID}:offset") == 871250002
+
+
+def test_location_sent_after_the_complaint_joins_it_with_its_coordinates(
+    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_update(client, payload("text.json")) == 200
+        eventually(lambda: stored_complaints(store))
+        assert post_update(client, payload("location.json")) == 200
+        eventually(lambda: len(stored_complaints(store)) == 2)
+    complaint, place = stored_complaints(store)
+    assert place.parent_tracking_id == complaint.tracking_id
+    assert (place.lat, place.lon) == (-7.797068, 110.370529)

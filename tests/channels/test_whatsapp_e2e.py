@@ -172,3 +172,15 @@ def test_signed_malformed_json_is_refused_without_a_row(
         assert post_signed(client, payload("malformed_truncated.json")) == 400
         assert post_signed(client, json.dumps({"object": "x", "entry": 7}).encode()) == 400
     assert stored_inbox(store) == []
+
+
+def test_user_without_phone_gets_a_complaint_without_phone_and_the_reply_by_business_scoped_id(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client() as client:
+        assert post_signed(client, payload("username_only_sender.json")) == 200
+        (request,) = eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+    (complaint,) = stored_complaints(store)
+    assert (complaint.reporter_name, complaint.reporter_phone) == ("Rina", None)
+    assert request.json()["recipient"] == "ID.1648738043044942"
+    assert complaint.tracking_id in request.json()["text"]["body"]
