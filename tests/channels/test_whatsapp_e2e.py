@@ -46,7 +46,7 @@ def graph_api() -> Iterator[FakeProviderApi]:
 def gateway_client(
     make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], graph_api: FakeProviderApi
 ) -> Callable[..., TestClient]:
-    def start(**worker: Any) -> TestClient:
+    def start(worker: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
         whatsapp = {
             "enabled": True,
             "verify_token": "kominfo-verify",
@@ -54,8 +54,9 @@ def gateway_client(
             "access_token": "EAAG-test-token",
             "phone_number_id": "106540352242922",
             "api_base": graph_api.url,
+            **overrides,
         }
-        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker))
+        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker or {}))
 
     return start
 
@@ -103,7 +104,7 @@ def test_graph_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
     gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
 ) -> None:
     graph_api.route("POST", MESSAGES_PATH, Canned.json({"error": {"message": "unavailable"}}, status=500), SENT)
-    with gateway_client(backoff_initial_s=600, backoff_max_s=600) as client:
+    with gateway_client(worker={"backoff_initial_s": 600, "backoff_max_s": 600}) as client:
         assert post_signed(client, payload("text.json")) == 200
         (waiting,) = eventually(lambda: [r for r in stored_replies(store) if r.attempts == 1])
         assert (waiting.status, waiting.error_type) == ("pending", "ProviderError")
@@ -184,3 +185,17 @@ def test_user_without_phone_gets_a_complaint_without_phone_and_the_reply_by_busi
     assert (complaint.reporter_name, complaint.reporter_phone) == ("Rina", None)
     assert request.json()["recipient"] == "ID.1648738043044942"
     assert complaint.tracking_id in request.json()["text"]["body"]
+
+
+def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window(
+    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+) -> None:
+    with gateway_client(followup_window_minutes=0) as client:
+        assert post_signed(client, payload("text.json")) == 200
+        eventually(lambda: [r for r in stored_replies(store) if r.provider_message_id == SENT_WAMID])
+        # The citizen taps a button under our acknowledgement: its context is our wamid.
+        assert post_signed(client, payload("interactive_button_reply.json")) == 200
+        eventually(lambda: len(stored_complaints(store)) == 2)
+    first, follow_up = stored_complaints(store)
+    assert follow_up.parent_tracking_id == first.tracking_id
+    assert follow_up.body == "Jalan rusak"
