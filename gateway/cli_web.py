@@ -102,8 +102,10 @@ def users_list(
     table = Table(title="Users")
     for column in ("username", "role", "state", "last login"):
         table.add_column(column)
+    now = utcnow()
     for user in rows:
-        state = "disabled" if user.disabled else ("locked" if user.locked_until else "active")
+        locked = user.locked_until is not None and user.locked_until > now
+        state = "disabled" if user.disabled else ("locked" if locked else "active")
         table.add_row(user.username, user.role, state, user.last_login_at.isoformat() if user.last_login_at else "")
     out.print(table)
 
