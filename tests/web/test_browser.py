@@ -146,6 +146,28 @@ def test_agent_enters_a_phoned_in_report_reads_its_tracking_id_and_finds_it(page
     shot(page, "06-detail")
 
 
+def test_the_report_form_follows_reading_order_with_tab_and_sends_on_enter(page: Page, site: Site) -> None:
+    sign_in_with_keyboard(page, "siti")
+    page.keyboard.type("Jalan berlubang besar di depan pasar")
+    order = ["judul", "sumber", "kategori", "lokasi", "lat", "lon", "nama", "telepon", "email"]
+    for field in order:
+        page.keyboard.press("Tab")
+        expect(page.locator(f"#{field}")).to_be_focused()
+        if field == "judul":
+            page.keyboard.type("Jalan rusak")
+        if field == "kategori":
+            page.keyboard.press("ArrowDown")  # the first category, chosen without a mouse
+    page.keyboard.press("Tab")
+    expect(page.locator("input[name=kerahasiaan][value=public]")).to_be_focused()
+    page.keyboard.press("ArrowRight")  # radio buttons move with the arrows: Rahasia
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")  # Enter in the e-mail field sends the form
+    page.wait_for_url(re.compile(r"/terkirim$"))
+    [stored] = complaints(site.store)
+    assert (stored.subject, stored.source, stored.anonymity) == ("Jalan rusak", "phone", "confidential")
+    assert stored.category == next(iter(site.config.categories))
+
+
 def test_a_double_click_on_submit_makes_one_complaint(page: Page, site: Site) -> None:
     sign_in_with_keyboard(page, "siti")
     page.keyboard.type("Sampah menumpuk di pasar")
