@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 from twilio.request_validator import RequestValidator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,9 +246,8 @@ def stored_latencies(database_url: str) -> list[float]:
     store = open_store(database_url)
     with store.read() as session:
         rows = session.execute(
-            select(InboxMessage.received_at, Complaint.stored_at).join(
-                Complaint,
-                Complaint.inbox_id == InboxMessage.id,  # type: ignore[arg-type]
+            select(col(InboxMessage.received_at), col(Complaint.stored_at)).join(
+                Complaint, col(Complaint.inbox_id) == col(InboxMessage.id)
             )
         ).all()
     store.dispose()

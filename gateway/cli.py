@@ -253,6 +253,24 @@ def failed_replay(
     out.print(f"{ref} is pending again")
 
 
+telegram_app = typer.Typer(help="Telegram bot set-up.", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(ctx: typer.Context) -> None:
+    """Register <http.public_url>/webhooks/telegram with Telegram (setWebhook with the secret token)."""
+    from channels.telegram import TelegramSettings, register_webhook
+
+    config = _config(ctx)
+    settings = config.channel("telegram")
+    if not isinstance(settings, TelegramSettings) or not settings.enabled or settings.mode != "webhook":
+        err.print("config: channels.telegram must be enabled with mode: webhook to set a webhook", markup=False)
+        raise typer.Exit(2)
+    url = asyncio.run(register_webhook(settings, config.http.public_url))
+    out.print(f"webhook set: {url}", markup=False)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUTF8", "1")
     app()

@@ -321,7 +321,9 @@ class Worker:
             text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
         else:
             text = replies.ack.format(tracking_id=complaint.tracking_id)
-        self._queue_reply(session, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+        # The later photos of a chat album join the first one's complaint without a reply each.
+        if not (parent and message.extra.get("silent_followup")):
+            self._queue_reply(session, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
         body = queries.complaint_record(complaint)
         for sink in self.config.sinks:
             _add_outbox(session, "forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", complaint, body)

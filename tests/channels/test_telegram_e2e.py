@@ -136,8 +136,10 @@ def test_album_parts_join_the_complaint_the_first_part_opened(
     with gateway_client() as client:
         assert post_update(client, payload("album_part_1.json")) == 200
         assert post_update(client, payload("album_part_2.json")) == 200
-        eventually(lambda: len(stored_complaints(store)) == 2 and len(bot_api.seen("POST", SEND)) == 2)
+        eventually(lambda: len(stored_complaints(store)) == 2 and len(bot_api.seen("POST", SEND)) == 1)
     first, second = stored_complaints(store)
+    # One acknowledgement for the album, not one per photo.
+    assert [reply.tracking_id for reply in stored_replies(store)] == [first.tracking_id]
     assert first.body == "Jembatan penghubung desa retak, foto dari dua sisi"
     assert second.parent_tracking_id == first.tracking_id
     assert len(first.attachments) == len(second.attachments) == 1

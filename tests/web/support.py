@@ -134,7 +134,8 @@ def failed_row(
     raw: bytes,
     channel: str = "manual",
     provider: str = "callcenter",
-    error: str = "StoreUnavailable: database was restarting",
+    error: str = "database was restarting",
+    error_type: str = "StoreUnavailable",
     received_at: datetime | None = None,
 ) -> int:
     """A dead-lettered inbox row, as the worker leaves one after its last attempt."""
@@ -152,7 +153,7 @@ def failed_row(
             attempts=3,
             next_attempt_at=now,
             last_error=error,
-            error_type=error.split(":")[0],
+            error_type=error_type,
         )
         session.add(row)
         session.flush()

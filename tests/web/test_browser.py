@@ -6,7 +6,6 @@ Each test saves screenshots under ``tests/artifacts/`` for a reviewer to look at
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from tests.web.support import (
 
 OFFICE: ViewportSize = {"width": 1366, "height": 768}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 TRACKING_ID = re.compile(r"^LPR-[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{6}$")
 
 
@@ -176,28 +176,37 @@ def test_a_double_click_on_submit_makes_one_complaint(page: Page, site: Site) ->
     assert count_complaints(site.store) == 1
 
 
-def test_admin_previews_replays_a_failed_message_and_sees_it_in_the_audit_log(page: Page, site: Site) -> None:
-    body = {"body": "Air PDAM mati dua hari", "source": "whatsapp", "category": "air"}
-    inbox_id = failed_row(site.store, json.dumps(body).encode(), error="ProviderError: upstream timed out")
-    failed_row(site.store, b"{not json", error="PayloadError: manual entry does not validate")
+def test_admin_finds_a_failed_whatsapp_message_previews_and_replays_it_and_sees_the_audit_entry(
+    page: Page, site: Site
+) -> None:
+    # A real Cloud API notification whose processing gave up: the admin's morning case.
+    raw = (PAYLOADS / "meta" / "text.json").read_bytes()
+    inbox_id = failed_row(
+        site.store, raw, channel="whatsapp", provider="meta", error="upstream timed out", error_type="ProviderError"
+    )
+    failed_row(site.store, b"{not json", error="manual entry does not validate", error_type="PayloadError")
     sign_in_with_keyboard(page, "rina")
 
     menu(page, "Gagal")
-    expect(page.locator("table.list")).to_contain_text("ProviderError")
-    page.locator("details summary").first.click()
-    expect(page.locator("details").first).to_have_attribute("open", "")
+    row = page.locator("table.list tbody tr", has_text=f"inbox-{inbox_id}")
+    expect(row).to_contain_text("whatsapp")
+    expect(row).to_contain_text("ProviderError")
+    row.locator("details summary").click()
+    expect(row.locator("pre")).to_contain_text("LAPOR jalan berlubang")
     shot(page, "07-gagal")
     page.get_by_label(f"Pilih inbox-{inbox_id}").check()
     page.get_by_role("button", name="Pratinjau (uji coba)").click()
-    expect(page.locator("section.preview .ok")).to_have_text(
-        "Akan dibuat: Pengaduan “Air PDAM mati dua hari” · Petugas (manual) · WhatsApp · Air Bersih (PDAM)"
-    )
+    summary = page.locator("section.preview .ok")
+    expect(summary).to_contain_text("Akan dibuat: Pengaduan “jalan berlubang di Jl. Sudirman")
+    expect(summary).to_contain_text("WhatsApp")
     shot(page, "08-pratinjau")
     assert count_complaints(site.store) == 0
 
     page.get_by_role("button", name="Putar ulang sekarang").click()
     expect(page.get_by_role("status")).to_have_text("1 pesan diantrekan ulang.")
     wait_until(lambda: count_complaints(site.store) == 1, "the replayed message to be stored")
+    [stored] = complaints(site.store)
+    assert (stored.channel, stored.provider, stored.inbox_id) == ("whatsapp", "meta", inbox_id)
 
     menu(page, "Audit")
     rows = page.locator("table.list tbody tr")
