@@ -16,6 +16,7 @@ from gateway.web.render import local_time, render, zone_of
 from gateway.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    SESSION_LIFETIME,
     SignedIn,
     WebError,
     checked_form,
@@ -78,7 +79,8 @@ async def login(
     token = await run_in_threadpool(start_session, gateway.store, principal.name)
     log.info(WEB_LOGIN, username=principal.name, role=principal.role)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=12 * 3600, **cookie_options(gateway.config.http.public_url))
+    lifetime = int(SESSION_LIFETIME.total_seconds())
+    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, **cookie_options(gateway.config.http.public_url))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
