@@ -45,8 +45,10 @@ class InboxItem:
     raw: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
-    # An inbox row that is not a citizen's message (a delivery receipt, a
-    # bounce) is kept for provenance but marked ignored instead of processed.
+    # A row the edge already knows is nothing to process (a notification with
+    # no content) is kept for provenance but stored as ignored: the worker never
+    # sees it. Receipts are not this case: they go in pending so the worker runs
+    # the channel's ``receipts`` hook, and ``parse`` raises ``IgnoredMessage``.
     ignored_reason: str | None = None
 
 
