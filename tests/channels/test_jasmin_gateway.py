@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_gateway_support import complaints, inbox, inbox_count, outbox, wait_until
 from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, run, serve_app
 from tests.conftest import bearer
+from tests.support.e2e import complaint_records, eventually, inbox_count, stored_inbox, stored_replies
 
 SECRET = "jasmin-to-lapor"
 WEBHOOK = f"/webhooks/jasmin?secret={SECRET}"
@@ -53,10 +53,6 @@ def sends(api: ProviderServer) -> list[dict[str, str]]:
     return [dict(parse_qsl(call.body.decode())) for call in api.calls if call.path == "/send"]
 
 
-def done_replies(store: Store) -> list[dict[str, object]]:
-    return [row for row in outbox(store) if row["status"] == "done"]
-
-
 def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send(
     jasmin_config: Config, store: Store, running_client: Callable[[Config], TestClient], jasmin_api: ProviderServer
 ) -> None:
@@ -64,15 +60,15 @@ def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send
     with running_client(jasmin_config) as client:
         response = client.post(WEBHOOK, content=body, headers=FORM)
         assert (response.status_code, response.content) == (200, b"ACK/Jasmin")
-        [row] = inbox(store)  # the ACK came after this row was committed
-        assert (row["channel"], row["provider"], row["external_id"]) == (
+        [row] = stored_inbox(store)  # the ACK came after this row was committed
+        assert (row.channel, row.provider, row.external_id) == (
             "sms",
             "jasmin",
             "a1b2c3d4-e5f6-4711-8899-aabbccddeeff",
         )
-        [reply] = wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        [reply] = eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
 
-    [record] = complaints(store)
+    [record] = complaint_records(store)
     assert (record["channel"], record["provider"]) == ("sms", "jasmin")
     assert record["body"] == "pungli di kantor desa 😠 tolong"
     assert record["reporter"]["phone"] == "+6285600011122"
@@ -80,7 +76,7 @@ def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send
     assert sends(jasmin_api) == [
         {"username": "lapor", "password": "rahasia", "to": "+6285600011122", "from": "1708", "content": ack}
     ]
-    assert reply["provider_message_id"] == "07033084-5cfd-4812-90a4-e4d24ffb6e3d"
+    assert reply.provider_message_id == "07033084-5cfd-4812-90a4-e4d24ffb6e3d"
 
 
 def test_concurrent_and_repeated_deliveries_make_one_complaint_and_all_are_acked(
@@ -94,12 +90,12 @@ def test_concurrent_and_repeated_deliveries_make_one_complaint_and_all_are_acked
                 return await asyncio.gather(*(http.post(WEBHOOK, content=body, headers=FORM) for _ in range(copies)))
 
         answers = run(deliver(12))
-        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
         answers += run(deliver(1))
 
     assert [answer.content for answer in answers] == [b"ACK/Jasmin"] * 13
     assert inbox_count(store) == 1
-    assert len(complaints(store)) == 1
+    assert len(complaint_records(store)) == 1
     assert len(sends(jasmin_api)) == 1
 
 
@@ -111,8 +107,8 @@ def test_keyword_only_sms_gets_the_help_text_and_no_complaint(
     )
     with running_client(jasmin_config) as client:
         assert client.post(WEBHOOK, content=body, headers=FORM).content == b"ACK/Jasmin"
-        wait_until(lambda: done_replies(store), "the help text to be sent")
-    assert complaints(store) == []
+        eventually(lambda: stored_replies(store, status="done"), "the help text to be sent")
+    assert complaint_records(store) == []
     assert sends(jasmin_api)[0]["content"] == jasmin_config.replies.help
 
 
@@ -126,14 +122,14 @@ def test_send_500_keeps_the_reply_then_fails_it_then_replay_delivers(
     jasmin_api.answers["/send"] = Canned(status=500, body=b'Error "Cannot send submit_sm"')
     with running_client(jasmin_config) as client:
         client.post(WEBHOOK, content=payload("latin1.form"), headers=FORM)
-        [failed] = wait_until(lambda: [r for r in outbox(store) if r["status"] == "failed"], "the reply to fail")
-        assert failed["attempts"] == jasmin_config.worker.max_attempts == len(sends(jasmin_api))
+        [failed] = eventually(lambda: stored_replies(store, status="failed"), "the reply to fail")
+        assert failed.attempts == jasmin_config.worker.max_attempts == len(sends(jasmin_api))
         jasmin_api.answers["/send"] = SUCCESS
-        replay = client.post(f"/api/v1/failed/outbox-{failed['id']}/replay", headers=bearer(admin_token))
+        replay = client.post(f"/api/v1/failed/outbox-{failed.id}/replay", headers=bearer(admin_token))
         assert replay.status_code == 200
-        wait_until(lambda: done_replies(store), "the replayed reply to be sent")
+        eventually(lambda: stored_replies(store, status="done"), "the replayed reply to be sent")
     assert len(sends(jasmin_api)) == jasmin_config.worker.max_attempts + 1
-    assert len(complaints(store)) == 1
+    assert len(complaint_records(store)) == 1
 
 
 def test_wrong_secret_stores_nothing(

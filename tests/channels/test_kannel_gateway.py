@@ -12,8 +12,8 @@ from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
 from tests.channels.kannel_rig import SENDSMS_PASSWORD, SENDSMS_USER, KannelRig, MtMessage
-from tests.channels.sms_gateway_support import complaints, inbox, wait_until
 from tests.channels.sms_http_support import free_port, serve_app
+from tests.support.e2e import complaint_records, eventually, stored_inbox
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +69,11 @@ def test_gsm_and_ucs2_sms_become_complaints_and_acks_reach_the_smsc(
     gsm_sender, ucs2_sender = rig.citizen(), rig.citizen()
     with serve_app(create_app(Gateway(kannel_config, store)), rig.port, lifespan=True):
         rig.kannel.inject(gsm_sender, "1708", "LAPOR jalan rusak @ Jl. Merdeka depan pasar")
-        wait_until(lambda: rig.replies_to(gsm_sender), "the GSM ack at the SMSC")
+        eventually(lambda: rig.replies_to(gsm_sender), "the GSM ack at the SMSC")
         rig.kannel.inject(ucs2_sender, "1708", "lapor: pungli di kelurahan 😡 Rp 50.000", ucs2=True)
-        wait_until(lambda: rig.replies_to(ucs2_sender), "the UCS-2 ack at the SMSC")
+        eventually(lambda: rig.replies_to(ucs2_sender), "the UCS-2 ack at the SMSC")
 
-    by_phone = {record["reporter"]["phone"]: record for record in complaints(store)}
+    by_phone = {record["reporter"]["phone"]: record for record in complaint_records(store)}
     gsm, ucs2 = by_phone["+" + gsm_sender], by_phone["+" + ucs2_sender]
     assert (gsm["channel"], gsm["provider"]) == ("sms", "kannel")
     assert gsm["body"] == "jalan rusak @ Jl. Merdeka depan pasar"
@@ -83,7 +83,7 @@ def test_gsm_and_ucs2_sms_become_complaints_and_acks_reach_the_smsc(
         assert (ack.sender, ack.kind) == ("1708", "text")
         expected = "Laporan Anda diterima. No. {0}. Cek status: kirim STATUS {0}".format(record["tracking_id"])
         assert ack.text == expected
-    assert all(b"secret" not in row["raw"] for row in inbox(store))
+    assert all(b"secret" not in row.raw for row in stored_inbox(store))
 
 
 def test_status_question_by_sms_is_answered_without_a_new_complaint(
@@ -92,11 +92,11 @@ def test_status_question_by_sms_is_answered_without_a_new_complaint(
     sender = rig.citizen()
     with serve_app(create_app(Gateway(kannel_config, store)), rig.port, lifespan=True):
         rig.kannel.inject(sender, "1708", "LAPOR lampu jalan mati di gang 3")
-        wait_until(lambda: rig.replies_to(sender), "the ack at the SMSC")
-        tracking_id = complaints(store)[0]["tracking_id"]
+        eventually(lambda: rig.replies_to(sender), "the ack at the SMSC")
+        tracking_id = complaint_records(store)[0]["tracking_id"]
         rig.kannel.inject(sender, "1708", f"status {tracking_id.removeprefix('LPR-').lower()}")
-        wait_until(lambda: len(rig.replies_to(sender)) == 2, "the status answer at the SMSC")
+        eventually(lambda: len(rig.replies_to(sender)) == 2, "the status answer at the SMSC")
 
-    assert len(complaints(store)) == 1
+    assert len(complaint_records(store)) == 1
     status_answer = rig.replies_to(sender)[1].text
     assert tracking_id in status_answer and "diterima" in status_answer

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_gateway_support import complaints, inbox, inbox_count, outbox, wait_until
 from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, run, serve_app
 from tests.channels.test_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, sign
 from tests.conftest import bearer
+from tests.support.e2e import complaint_records, eventually, inbox_count, stored_inbox, stored_replies
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REPLY_SID = "SMfeedface0000000000000000000000aa"
@@ -69,10 +69,6 @@ def replies_sent(api: ProviderServer) -> list[dict[str, str]]:
     return [dict(parse_qsl(call.body.decode())) for call in api.calls if call.path == MESSAGES_PATH]
 
 
-def done_replies(store: Store) -> list[dict[str, Any]]:
-    return [row for row in outbox(store) if row["status"] == "done"]
-
-
 def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
     twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderServer
 ) -> None:
@@ -80,11 +76,11 @@ def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
     with running_client(twilio_config) as client:
         response = client.post("/webhooks/twilio", content=body, headers=headers_for(body))
         assert (response.status_code, response.content) == (200, TWIML)
-        [row] = inbox(store)  # committed before the answer
-        assert (row["channel"], row["provider"], row["raw"]) == ("sms", "twilio", body)
-        [reply] = wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        [row] = stored_inbox(store)  # committed before the answer
+        assert (row.channel, row.provider, row.raw) == ("sms", "twilio", body)
+        [reply] = eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
 
-    [record] = complaints(store)
+    [record] = complaint_records(store)
     assert record["channel"] == "sms"
     assert record["provider"] == "twilio"
     assert record["external_id"] == "SM5f0e9a1c2b3d4e5f6a7b8c9d0e1f2a3b"
@@ -93,7 +89,7 @@ def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
     assert replies_sent(twilio_api) == [
         {"To": "+6281234567890", "From": "+14155550123", "Body": ACK.format(record["tracking_id"])}
     ]
-    assert reply["provider_message_id"] == REPLY_SID
+    assert reply.provider_message_id == REPLY_SID
 
 
 def test_whatsapp_message_keeps_profile_name_and_downloads_media(
@@ -105,9 +101,9 @@ def test_whatsapp_message_keeps_profile_name_and_downloads_media(
     body = payload("whatsapp_image.form", twilio_api)
     with running_client(twilio_config) as client:
         assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
-        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
 
-    [record] = complaints(store)
+    [record] = complaint_records(store)
     assert (record["channel"], record["provider"]) == ("whatsapp", "twilio")
     assert record["reporter"]["name"] == "Siti Rahayu"
     assert record["reporter"]["phone"] == "+6281398765432"
@@ -151,14 +147,14 @@ def test_redelivered_and_concurrent_copies_make_one_complaint_and_each_gets_twim
                 return await asyncio.gather(*posts)
 
         answers = run(deliver(12))
-        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
         answers += run(deliver(1))  # Twilio's later redelivery of the same MessageSid
 
     assert [(answer.status_code, answer.content) for answer in answers] == [(200, TWIML)] * 13
     assert inbox_count(store) == 1
-    [record] = complaints(store)
+    [record] = complaint_records(store)
     assert record["body"] == "lampu PJU mati 3 minggu 😡 gelap sekali"
-    assert len(outbox(store)) == 1
+    assert len(stored_replies(store)) == 1
     assert len(replies_sent(twilio_api)) == 1
 
 
@@ -174,21 +170,21 @@ def test_api_500_keeps_the_reply_for_retry_then_failed_then_replayable(
     body = payload("sms_basic.form")
     with running_client(twilio_config) as client:
         assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
-        [failed] = wait_until(lambda: [r for r in outbox(store) if r["status"] == "failed"], "the reply to fail")
-        assert failed["attempts"] == twilio_config.worker.max_attempts == len(replies_sent(twilio_api))
-        assert failed["error_type"] == "ProviderError"
-        [record] = complaints(store)  # the complaint stands whatever happens to its reply
+        [failed] = eventually(lambda: stored_replies(store, status="failed"), "the reply to fail")
+        assert failed.attempts == twilio_config.worker.max_attempts == len(replies_sent(twilio_api))
+        assert failed.error_type == "ProviderError"
+        [record] = complaint_records(store)  # the complaint stands whatever happens to its reply
         listed = client.get("/api/v1/failed", headers=bearer(admin_token)).json()["items"]
-        assert f"outbox-{failed['id']}" in [item["id"] for item in listed]
+        assert f"outbox-{failed.id}" in [item["id"] for item in listed]
 
         twilio_api.answers[MESSAGES_PATH] = ok
-        replayed = client.post(f"/api/v1/failed/outbox-{failed['id']}/replay", headers=bearer(admin_token))
+        replayed = client.post(f"/api/v1/failed/outbox-{failed.id}/replay", headers=bearer(admin_token))
         assert replayed.status_code == 200
-        [sent] = wait_until(lambda: done_replies(store), "the replayed reply to be sent")
+        [sent] = eventually(lambda: stored_replies(store, status="done"), "the replayed reply to be sent")
 
-    assert sent["provider_message_id"] == REPLY_SID
+    assert sent.provider_message_id == REPLY_SID
     assert replies_sent(twilio_api)[-1]["Body"] == ACK.format(record["tracking_id"])
-    assert len(complaints(store)) == 1
+    assert len(complaint_records(store)) == 1
 
 
 def test_status_callback_updates_the_reply_and_makes_no_complaint(
@@ -201,8 +197,10 @@ def test_status_callback_updates_the_reply_and_makes_no_complaint(
     ).encode()
     with running_client(twilio_config) as client:
         client.post("/webhooks/twilio", content=first, headers=headers_for(first))
-        wait_until(lambda: done_replies(store), "the acknowledgement to be sent")
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
         assert client.post("/webhooks/twilio", content=status, headers=headers_for(status)).status_code == 200
-        wait_until(lambda: done_replies(store)[0]["delivery_status"] == "delivered", "the receipt to be applied")
-        wait_until(lambda: inbox(store)[-1]["status"] == "ignored", "the callback row to be marked ignored")
-    assert len(complaints(store)) == 1
+        eventually(
+            lambda: stored_replies(store, status="done")[0].delivery_status == "delivered", "the receipt to be applied"
+        )
+        eventually(lambda: stored_inbox(store)[-1].status == "ignored", "the callback row to be marked ignored")
+    assert len(complaint_records(store)) == 1

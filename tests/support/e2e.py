@@ -1,0 +1,81 @@
+"""What a running gateway did, for every channel's end-to-end tests: a bounded wait, and reads of the store and API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlmodel import col
+
+from sinks.store import queries
+from sinks.store.db import Store
+from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+from tests.conftest import bearer
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], what: str = "the condition", timeout: float = 30.0) -> T:
+    """Poll ``probe`` until it returns something truthy (the worker runs in its own thread); a bounded wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def api_complaints(client: TestClient, token: str) -> list[dict[str, Any]]:
+    """The complaints as the API lists them to an agent, oldest delivery first."""
+    response = client.get("/api/v1/complaints", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return sorted(items, key=lambda item: item["inbox_id"])
+
+
+def stored_complaints(store: Store) -> list[Complaint]:
+    with store.read() as session:
+        return list(session.execute(select(Complaint).order_by(col(Complaint.id))).scalars())
+
+
+def complaint_records(store: Store) -> list[dict[str, Any]]:
+    """The stored complaints in the record shape the API and forwarders use."""
+    return [queries.complaint_record(row) for row in stored_complaints(store)]
+
+
+def stored_inbox(store: Store) -> list[InboxMessage]:
+    with store.read() as session:
+        return list(session.execute(select(InboxMessage).order_by(col(InboxMessage.id))).scalars())
+
+
+def inbox_count(store: Store) -> int:
+    with store.read() as session:
+        return int(session.execute(select(func.count()).select_from(InboxMessage)).scalar_one())
+
+
+def stored_outbox(store: Store, kind: str | None = None, status: str | None = None) -> list[OutboxMessage]:
+    """Outbox rows in order, of one ``kind`` and ``status`` where given."""
+    query = select(OutboxMessage).order_by(col(OutboxMessage.id))
+    if kind is not None:
+        query = query.where(col(OutboxMessage.kind) == kind)
+    if status is not None:
+        query = query.where(col(OutboxMessage.status) == status)
+    with store.read() as session:
+        return list(session.execute(query).scalars())
+
+
+def stored_replies(store: Store, status: str | None = None) -> list[OutboxMessage]:
+    return stored_outbox(store, kind="reply", status=status)
+
+
+def retry_outbox_now(store: Store) -> None:
+    """Bring every pending outbox row's next attempt forward (what waiting out the backoff would do)."""
+    with store.write() as session:
+        session.execute(
+            update(OutboxMessage).where(col(OutboxMessage.status) == "pending").values(next_attempt_at=utcnow())
+        )
