@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr, model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.gsm import is_gsm
 from channels.sms_http import (
     Form,
     accept_or_none,
@@ -28,7 +29,6 @@ from channels.sms_http import (
     check_secret,
     decode_data_coding,
     fallback_external_id,
-    is_gsm7,
     parse_int,
     request_form,
     sms_message,
@@ -112,7 +112,7 @@ def send_form(reply: Reply, settings: JasminSettings) -> dict[str, str]:
     our_number = reply.extra.get("our_number")
     if our_number:
         form["from"] = str(our_number)
-    if is_gsm7(reply.text):
+    if is_gsm(reply.text):
         form["content"] = reply.text
     else:
         form["coding"] = str(CODING_UCS2)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr, model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.gsm import is_gsm
 from channels.sms_http import (
     Form,
     accept_or_none,
@@ -28,7 +29,6 @@ from channels.sms_http import (
     check_secret,
     decode_with_charset,
     fallback_external_id,
-    is_gsm7,
     parse_int,
     request_form,
     sms_message,
@@ -108,7 +108,7 @@ def sendsms_query(reply: Reply, settings: KannelSettings) -> str:
     our_number = reply.extra.get("our_number")
     if our_number:
         pairs.append(("from", str(our_number)))
-    if is_gsm7(reply.text):
+    if is_gsm(reply.text):
         pairs += [("charset", "UTF-8"), ("text", reply.text.encode("utf-8"))]
     else:
         pairs += [("coding", str(CODING_UCS2)), ("charset", "UTF-16BE"), ("text", reply.text.encode("utf-16-be"))]

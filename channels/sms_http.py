@@ -2,8 +2,9 @@
 
 Form bodies decoded to *bytes* (Kannel and Jasmin put UTF-16BE or Latin-1
 octets behind the percent escapes, so a form must never be read as UTF-8 up
-front), SMS alphabets (GSM 03.38, UCS-2), the shared-secret check, and the
-mapping of a provider API's answer onto the error tree.
+front), SMS text by charset or data coding (the GSM 03.38 tables are
+``channels.gsm``'s), the shared-secret check, and the mapping of a provider
+API's answer onto the error tree.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 from pydantic import SecretStr
 
 from channels.base import Accepted, ChannelContext, InboxItem
+from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
 from gateway.errors import AuthError, ProviderError, ProviderRejected
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
@@ -26,28 +28,6 @@ from normalizer.types import ChannelMessage
 log = structlog.get_logger(__name__)
 
 ACCEPT_FAILED = "sms_http.accept_failed"
-
-# GSM 03.38 default alphabet, indexed by septet value; 0x1B escapes into the extension table.
-GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_ESCAPE = 0x1B
-GSM_EXTENSION = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
-_GSM_CHARS = frozenset(GSM_BASIC.replace("\x1b", "")) | frozenset(GSM_EXTENSION.values())
-
-assert len(GSM_BASIC) == 128, "the GSM 03.38 table has 128 septets"
 
 
 class Form:
@@ -124,13 +104,12 @@ def fallback_external_id(form: Form, *names: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def is_gsm7(text: str) -> bool:
-    """True when the text fits the GSM 03.38 default alphabet (with its extension table)."""
-    return all(char in _GSM_CHARS for char in text)
-
-
 def decode_gsm7(data: bytes) -> str:
-    """GSM 03.38 septets, one per octet (unpacked, as SMPP and Jasmin carry them)."""
+    """GSM 03.38 septets, one per octet (unpacked, as Jasmin carries them).
+
+    Not ``channels.gsm.gsm_decode``: on malformed input this one has always differed (ESC ESC gives
+    U+001B, not a space; ESC before an octet above 0x7F gives the basic character of its low 7 bits).
+    """
     chars: list[str] = []
     escaped = False
     for octet in data:
@@ -138,7 +117,7 @@ def decode_gsm7(data: bytes) -> str:
             # An unknown escape shows the base character, as handsets do.
             chars.append(GSM_EXTENSION.get(octet, GSM_BASIC[octet & 0x7F]))
             escaped = False
-        elif octet == GSM_ESCAPE:
+        elif octet == ESC:
             escaped = True
         elif octet < 0x80:
             chars.append(GSM_BASIC[octet])

@@ -3,8 +3,7 @@
 Pure functions, no I/O. ``decode_text`` turns a ``short_message`` body into
 text by its ``data_coding``; ``encode_reply`` turns a reply into the
 ``(data_coding, esm_class, short_messages)`` of one or more ``submit_sm``.
-Over SMPP, GSM 03.38 travels unpacked (one septet per octet); packing into
-7 bits is the SMSC's business on the air side.
+The GSM 03.38 alphabet itself (unpacked septets) is ``channels.gsm``'s.
 """
 
 from __future__ import annotations
@@ -14,33 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from channels.gsm import GSM_ENCODE, is_gsm
+from channels.gsm import gsm_decode as gsm_decode  # re-exported: SMPP tests and rigs read septets through the codec
+from channels.gsm import gsm_encode as gsm_encode
+
 Alphabet = Literal["gsm0338", "latin1", "ascii"]
 
-ESC = 0x1B
 UDHI = 0x40  # esm_class bit: short_message starts with a User Data Header
-
-# 3GPP TS 23.038 §6.2.1, the default alphabet, index = septet value.
-GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ"
-    " !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-# §6.2.1.1, the extension table reached with ESC (0x1B).
-GSM_EXTENSION = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
-_GSM_ENCODE: dict[str, bytes] = {ch: bytes([i]) for i, ch in enumerate(GSM_BASIC) if i != ESC}
-_GSM_ENCODE.update({ch: bytes([ESC, code]) for code, ch in GSM_EXTENSION.items()})
 
 # data_coding values (SMPP 3.4 §5.2.19) and the alphabets they name.
 DC_SMSC_DEFAULT = 0x00
@@ -62,41 +41,6 @@ MAX_PARTS = 255
 
 IE_CONCAT_8BIT = 0x00
 IE_CONCAT_16BIT = 0x08
-
-
-def gsm_decode(data: bytes) -> str:
-    """Unpacked GSM 03.38 septets to text, escape table included.
-
-    An escape before a code the extension table does not know shows the basic
-    character (TS 23.038: "the receiving entity shall display the character in
-    the default alphabet"); a byte above 0x7F cannot be a septet and becomes U+FFFD.
-    """
-    out: list[str] = []
-    escaped = False
-    for byte in data:
-        if byte > 0x7F:
-            out.append("\ufffd")
-            escaped = False
-        elif escaped:
-            out.append(GSM_EXTENSION.get(byte, " " if byte == ESC else GSM_BASIC[byte]))
-            escaped = False
-        elif byte == ESC:
-            escaped = True
-        else:
-            out.append(GSM_BASIC[byte])
-    return "".join(out)
-
-
-def gsm_encode(text: str) -> bytes:
-    """Text to unpacked GSM 03.38 septets; ``ValueError`` when a character has none."""
-    try:
-        return b"".join(_GSM_ENCODE[ch] for ch in text)
-    except KeyError as exc:
-        raise ValueError(f"not representable in GSM 03.38: {exc.args[0]!r}") from None
-
-
-def is_gsm(text: str) -> bool:
-    return all(ch in _GSM_ENCODE for ch in text)
 
 
 def _alphabet_of(data_coding: int) -> Literal["default", "gsm", "8bit", "ucs2"] | str:
@@ -180,7 +124,7 @@ def _units(text: str, ucs2: bool) -> list[bytes]:
     """Each character as the indivisible bytes that encode it (an ESC pair, a surrogate pair)."""
     if ucs2:
         return [ch.encode("utf-16-be") for ch in text]
-    return [_GSM_ENCODE[ch] for ch in text]
+    return [GSM_ENCODE[ch] for ch in text]
 
 
 def _chunks(units: Sequence[bytes], limit: int) -> list[bytes]:

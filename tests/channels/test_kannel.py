@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from channels import kannel
 from channels.base import Reply
-from channels.sms_http import is_gsm7
+from channels.gsm import is_gsm as is_gsm7
 from gateway.errors import ProviderError, ProviderRejected
 from tests.channels.sms_http_support import PAYLOADS, Canned, MemoryInbox, ProviderServer, app_with, make_context, run
 

@@ -13,8 +13,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from channels.base import Reply
+from channels.gsm import gsm_decode, gsm_encode
 from channels.smpp import parse, send
-from channels.smpp.codec import DC_UCS2, UDHI, gsm_decode, gsm_encode, split_udh
+from channels.smpp.codec import DC_UCS2, UDHI, split_udh
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
 from tests.channels.smpp_rig import MemoryInbox, MemoryState, ServiceRunner, running_service, settings_for

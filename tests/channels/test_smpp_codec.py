@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from channels.gsm import GSM_BASIC, GSM_EXTENSION, gsm_decode, gsm_encode, is_gsm
 from channels.smpp.codec import (
     DC_UCS2,
-    GSM_BASIC,
-    GSM_EXTENSION,
     UDHI,
     Concat,
     concat_from_udh,
     decode_text,
     encode_reply,
-    gsm_decode,
-    gsm_encode,
-    is_gsm,
     split_udh,
 )
 
