@@ -16,24 +16,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import structlog
-from fastapi import APIRouter, Request, Response
-from pydantic import SecretStr, model_validator
+from fastapi import APIRouter, Response
 
-from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.base import ChannelAdapter, ChannelContext, Reply, Sent
 from channels.gsm import is_gsm
 from channels.sms_http import (
     Form,
-    accept_or_none,
+    SecretFormSettings,
     call_provider,
-    check_secret,
     decode_data_coding,
     fallback_external_id,
     parse_int,
-    request_form,
+    secret_form_router,
     sms_message,
 )
-from gateway.errors import AuthError, IgnoredMessage, PayloadError
+from gateway.errors import IgnoredMessage, PayloadError
 from normalizer.types import ChannelMessage
 
 PROVIDER = "jasmin"
@@ -45,20 +42,11 @@ _SUCCESS = re.compile(r'^Success\s+"([^"]+)"')
 
 REJECTED = "jasmin.rejected"
 
-log = structlog.get_logger(__name__)
 
+class JasminSettings(SecretFormSettings):
+    registry_name = "jasmin"
 
-class JasminSettings(ChannelSettings):
-    secret: SecretStr = SecretStr("")
     send_url: str = ""
-    username: str = ""
-    password: SecretStr = SecretStr("")
-
-    @model_validator(mode="after")
-    def _secret_when_enabled(self) -> JasminSettings:
-        if self.enabled and not self.secret.get_secret_value():
-            raise ValueError("channels.jasmin.secret is empty — set it (e.g. secret: ${JASMIN_SECRET})")
-        return self
 
 
 def _is_receipt(form: Form) -> bool:
@@ -129,24 +117,18 @@ async def send(reply: Reply, settings: JasminSettings, client: httpx.AsyncClient
 
 
 def router(settings: JasminSettings, ctx: ChannelContext) -> APIRouter:
-    api = APIRouter()
-
-    @api.api_route(WEBHOOK_PATH, methods=["GET", "POST"], response_class=Response)
-    async def jasmin_webhook(request: Request) -> Response:
-        body = await request.body() if request.method == "POST" else b""
-        form, raw = request_form(request.scope["query_string"], body, "secret")
-        try:
-            check_secret(form.get_bytes("secret"), settings.secret)
-        except AuthError as exc:
-            log.warning(REJECTED, reason=str(exc))
-            return Response(status_code=403)
-        item = InboxItem(channel="sms", provider=PROVIDER, external_id=external_id(raw, {}), raw=raw)
-        if await accept_or_none(ctx, item) is None:
-            # Anything but ACK/Jasmin makes Jasmin deliver again later.
-            return Response(status_code=503, content=b"store unavailable", media_type="text/plain")
-        return Response(content=ACK, media_type="text/plain")
-
-    return api
+    return secret_form_router(
+        WEBHOOK_PATH,
+        provider=PROVIDER,
+        secret=settings.secret,
+        ctx=ctx,
+        external_id=external_id,
+        rejected_event=REJECTED,
+        # Jasmin re-sends until the body is exactly ACK/Jasmin.
+        stored=lambda: Response(content=ACK, media_type="text/plain"),
+        # Anything but ACK/Jasmin makes Jasmin deliver again later.
+        unavailable=lambda: Response(status_code=503, content=b"store unavailable", media_type="text/plain"),
+    )
 
 
 ADAPTER = ChannelAdapter(

@@ -16,24 +16,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import structlog
-from fastapi import APIRouter, Request, Response
-from pydantic import SecretStr, model_validator
+from fastapi import APIRouter, Response
 
-from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.base import ChannelAdapter, ChannelContext, Reply, Sent
 from channels.gsm import is_gsm
 from channels.sms_http import (
     Form,
-    accept_or_none,
+    SecretFormSettings,
     call_provider,
-    check_secret,
     decode_with_charset,
     fallback_external_id,
     parse_int,
-    request_form,
+    secret_form_router,
     sms_message,
 )
-from gateway.errors import AuthError, PayloadError
+from gateway.errors import PayloadError
 from normalizer.types import ChannelMessage
 
 PROVIDER = "kannel"
@@ -44,20 +41,11 @@ CODING_UCS2 = 2
 
 REJECTED = "kannel.rejected"
 
-log = structlog.get_logger(__name__)
 
+class KannelSettings(SecretFormSettings):
+    registry_name = "kannel"
 
-class KannelSettings(ChannelSettings):
-    secret: SecretStr = SecretStr("")
     sendsms_url: str = ""
-    username: str = ""
-    password: SecretStr = SecretStr("")
-
-    @model_validator(mode="after")
-    def _secret_when_enabled(self) -> KannelSettings:
-        if self.enabled and not self.secret.get_secret_value():
-            raise ValueError("channels.kannel.secret is empty — set it (e.g. secret: ${KANNEL_SECRET})")
-        return self
 
 
 def decode_text(data: bytes, coding: int | None, charset: str | None) -> str:
@@ -123,24 +111,17 @@ async def send(reply: Reply, settings: KannelSettings, client: httpx.AsyncClient
 
 
 def router(settings: KannelSettings, ctx: ChannelContext) -> APIRouter:
-    api = APIRouter()
-
-    @api.api_route(WEBHOOK_PATH, methods=["GET", "POST"], response_class=Response)
-    async def kannel_webhook(request: Request) -> Response:
-        body = await request.body() if request.method == "POST" else b""
-        form, raw = request_form(request.scope["query_string"], body, "secret")
-        try:
-            check_secret(form.get_bytes("secret"), settings.secret)
-        except AuthError as exc:
-            log.warning(REJECTED, reason=str(exc))
-            return Response(status_code=403)
-        item = InboxItem(channel="sms", provider=PROVIDER, external_id=external_id(raw, {}), raw=raw)
-        if await accept_or_none(ctx, item) is None:
-            return Response(status_code=503)
+    return secret_form_router(
+        WEBHOOK_PATH,
+        provider=PROVIDER,
+        secret=settings.secret,
+        ctx=ctx,
+        external_id=external_id,
+        rejected_event=REJECTED,
         # Empty on purpose: a body would be texted back to the citizen.
-        return Response(status_code=200)
-
-    return api
+        stored=lambda: Response(status_code=200),
+        unavailable=lambda: Response(status_code=503),
+    )
 
 
 ADAPTER = ChannelAdapter(

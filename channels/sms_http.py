@@ -12,14 +12,16 @@ from __future__ import annotations
 import codecs
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Self
 from urllib.parse import unquote_to_bytes
 
 import httpx
 import structlog
-from pydantic import SecretStr
+from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr, model_validator
 
-from channels.base import Accepted, ChannelContext, InboxItem
+from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem
 from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
 from gateway.errors import AuthError, ProviderError, ProviderRejected
 from normalizer.phone import to_e164
@@ -28,6 +30,23 @@ from normalizer.types import ChannelMessage
 log = structlog.get_logger(__name__)
 
 ACCEPT_FAILED = "sms_http.accept_failed"
+
+
+class SecretFormSettings(ChannelSettings):
+    """A gateway that calls our webhook with a shared ``secret`` and takes replies with a username and password."""
+
+    registry_name: ClassVar[str]  # the key under ``channels:`` that the error message names
+
+    secret: SecretStr = SecretStr("")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _secret_when_enabled(self) -> Self:
+        if self.enabled and not self.secret.get_secret_value():
+            name = self.registry_name
+            raise ValueError(f"channels.{name}.secret is empty — set it (e.g. secret: ${{{name.upper()}_SECRET}})")
+        return self
 
 
 class Form:
@@ -227,3 +246,38 @@ async def accept_or_none(ctx: ChannelContext, item: InboxItem) -> Accepted | Non
     except Exception:  # the edge's last line: any failure to store means "not accepted"
         log.exception(ACCEPT_FAILED, provider=item.provider)
         return None
+
+
+def secret_form_router(
+    path: str,
+    *,
+    provider: str,
+    secret: SecretStr,
+    ctx: ChannelContext,
+    external_id: Callable[[bytes, Mapping[str, Any]], str],
+    rejected_event: str,
+    stored: Callable[[], Response],
+    unavailable: Callable[[], Response],
+) -> APIRouter:
+    """The edge of a gateway that calls ``path`` with a form (GET or POST) carrying ``secret``.
+
+    A wrong secret is a 403; otherwise the form, minus the secret, goes to the inbox and the
+    gateway gets ``stored()`` after the commit, or ``unavailable()`` when it could not be stored.
+    """
+    api = APIRouter()
+
+    @api.api_route(path, methods=["GET", "POST"], response_class=Response, name=f"{provider}_webhook")
+    async def webhook(request: Request) -> Response:
+        body = await request.body() if request.method == "POST" else b""
+        form, raw = request_form(request.scope["query_string"], body, "secret")
+        try:
+            check_secret(form.get_bytes("secret"), secret)
+        except AuthError as exc:
+            log.warning(rejected_event, reason=str(exc))
+            return Response(status_code=403)
+        item = InboxItem(channel="sms", provider=provider, external_id=external_id(raw, {}), raw=raw)
+        if await accept_or_none(ctx, item) is None:
+            return unavailable()
+        return stored()
+
+    return api
