@@ -28,9 +28,9 @@ from imapclient import IMAPClient
 from imapclient.imapclient import SEEN
 from pydantic import Field, SecretStr, model_validator
 
-from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, Reply, Sent
 from channels.email.media import save_attachments
-from channels.email.mime import CHANNEL, external_id, inbox_headers, parse_mail
+from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
 from normalizer.types import ChannelMessage
 
@@ -188,15 +188,7 @@ async def _drain(connection: _Connection, settings: ImapSettings, ctx: ChannelCo
         raw = await asyncio.to_thread(_fetch, connection, uid)
         if raw is not None:  # None: expunged by someone else since the search
             meta = {"uid": uid, "uidvalidity": connection.uidvalidity, "folder": settings.folder}
-            item = InboxItem(
-                channel=CHANNEL,
-                provider=PROVIDER,
-                external_id=external_id(raw, meta),
-                raw=raw,
-                headers=inbox_headers(raw),
-                meta=meta,
-            )
-            accepted = await ctx.accept(item)
+            accepted = await ctx.accept(inbox_item(raw, meta, PROVIDER))
             log.info(ACCEPTED, inbox_id=accepted.inbox_id, duplicate=accepted.duplicate, uid=uid)
             await asyncio.to_thread(_file_away, connection, uid, settings.processed_folder)
             count += 1

@@ -24,6 +24,7 @@ from email.utils import parseaddr
 from typing import Any, Final
 from urllib.parse import unquote
 
+from channels.base import InboxItem
 from channels.email.text import decode_text, html_to_text, strip_quotes_and_signature
 from gateway.errors import IgnoredMessage, PayloadError
 from normalizer.tracking import quoted_tracking_id
@@ -321,3 +322,15 @@ def inbox_headers(raw: bytes) -> dict[str, str]:
     headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
     found = {name: raw_header(headers, name) for name in _SUMMARY_HEADERS}
     return {name: value[:500] for name, value in found.items() if value}
+
+
+def inbox_item(raw: bytes, meta: Mapping[str, Any], provider: str) -> InboxItem:
+    """A raw mail as the inbox takes it, whichever door (SMTP listener, IMAP poller) it came in by."""
+    return InboxItem(
+        channel=CHANNEL,
+        provider=provider,
+        external_id=external_id(raw, meta),
+        raw=raw,
+        headers=inbox_headers(raw),
+        meta=meta,
+    )

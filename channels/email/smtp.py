@@ -18,9 +18,9 @@ import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import Field, field_validator, model_validator
 
-from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Reply, Sent
+from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, Reply, Sent
 from channels.email.media import save_attachments
-from channels.email.mime import CHANNEL, external_id, inbox_headers, parse_mail
+from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
 from normalizer.types import ChannelMessage
 
@@ -91,15 +91,7 @@ class SmtpHandler:
             "helo": session.host_name,
         }
         try:
-            item = InboxItem(
-                channel=CHANNEL,
-                provider=PROVIDER,
-                external_id=external_id(raw, meta),
-                raw=raw,
-                headers=inbox_headers(raw),
-                meta=meta,
-            )
-            accepted = await self._ctx.accept(item)
+            accepted = await self._ctx.accept(inbox_item(raw, meta, PROVIDER))
         except Exception as exc:  # the sender keeps the mail and retries: 451, never a 5xx
             log.warning(ACCEPT_FAILED, error=f"{exc.__class__.__name__}: {exc}")
             return TRY_AGAIN
