@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,24 +17,13 @@ from sqlmodel import col
 from channels.email.smtp import SmtpSettings
 from gateway.config import Config
 from sinks.store.db import Store
-from sinks.store.models import InboxMessage, OutboxMessage
+from sinks.store.models import InboxMessage
 from tests.channels.dovecot_rig import free_port, running_dovecot
 from tests.channels.email_rig import CapturingRelay, running_relay
-from tests.conftest import bearer
+from tests.support.e2e import api_complaints, eventually, stored_outbox
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "email"
 OUR_ADDRESS = "lapor@kota.go.id"
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], what: str, seconds: float = 30) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def deliver(port: int, message: bytes, sender: str = "budi.santoso@contoh.id") -> None:
@@ -57,15 +45,8 @@ def smtp_port(config: Config) -> int:
     return settings.port
 
 
-def complaints(client: TestClient, token: str) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/complaints", headers=bearer(token))
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return sorted(items, key=lambda item: item["inbox_id"])
-
-
 def acks(relay: CapturingRelay, count: int) -> list[EmailMessage]:
-    wait_for(lambda: len(relay.received) >= count, f"{count} acknowledgement(s) on the relay")
+    eventually(lambda: len(relay.received) >= count, f"{count} acknowledgement(s) on the relay")
     return [message for _, _, message in relay.received]
 
 
@@ -89,7 +70,7 @@ def test_mail_with_attachments_becomes_a_complaint_and_an_acknowledgement(
 ) -> None:
     with running_client(smtp_config) as client:
         deliver(smtp_port(smtp_config), (PAYLOADS / "rfc2231_filenames.eml").read_bytes())
-        [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
+        [complaint] = eventually(lambda: api_complaints(client, agent_token), "the complaint")
         [ack] = acks(relay, 1)
 
     assert (complaint["channel"], complaint["provider"]) == ("email", "smtp")
@@ -122,7 +103,7 @@ def test_replies_by_tracking_id_or_in_reply_to_become_follow_ups(
     with running_client(smtp_config) as client:
         deliver(port, (PAYLOADS / "indonesian_signature.eml").read_bytes())
         [first_ack] = acks(relay, 1)
-        [original] = complaints(client, agent_token)
+        [original] = api_complaints(client, agent_token)
         tracking_id = original["tracking_id"]
 
         by_subject = (
@@ -131,7 +112,7 @@ def test_replies_by_tracking_id_or_in_reply_to_become_follow_ups(
             "Lubangnya makin besar.\r\n\r\nOn Mon, 2 Nov 2026 LAPOR! wrote:\r\n> Laporan Anda diterima.\r\n"
         )
         deliver(port, by_subject.encode())
-        wait_for(lambda: len(complaints(client, agent_token)) == 2, "the first follow-up")
+        eventually(lambda: len(api_complaints(client, agent_token)) == 2, "the first follow-up")
         by_thread = (
             f"From: Budi Santoso <budi.santoso@contoh.id>\r\nTo: {OUR_ADDRESS}\r\n"
             f"Subject: Re: Jalan berlubang\r\nMessage-ID: <follow-2@contoh.id>\r\n"
@@ -139,8 +120,8 @@ def test_replies_by_tracking_id_or_in_reply_to_become_follow_ups(
             "Sudah ada yang jatuh lagi.\r\n"
         )
         deliver(port, by_thread.encode())
-        wait_for(lambda: len(complaints(client, agent_token)) == 3, "the second follow-up")
-        _, subject_follow_up, thread_follow_up = complaints(client, agent_token)
+        eventually(lambda: len(api_complaints(client, agent_token)) == 3, "the second follow-up")
+        _, subject_follow_up, thread_follow_up = api_complaints(client, agent_token)
         later_acks = acks(relay, 3)[1:]
 
     assert subject_follow_up["parent_tracking_id"] == tracking_id
@@ -169,11 +150,10 @@ def test_bounces_are_ignored_and_junk_fails_with_no_complaint_and_no_acknowledge
         deliver(port, (PAYLOADS / "cpython_msg_01.eml").read_bytes(), sender="")  # a bounce: null sender
         deliver(port, (PAYLOADS / "auto_reply_out_of_office.eml").read_bytes(), sender="kadis@contoh.go.id")
         deliver(port, (PAYLOADS / "not_an_email.eml").read_bytes())  # stored, then the failed list
-        assert wait_for(statuses, "all three rows processed") == ["ignored", "ignored", "failed"]
-        assert complaints(client, agent_token) == []
+        assert eventually(statuses, "all three rows processed") == ["ignored", "ignored", "failed"]
+        assert api_complaints(client, agent_token) == []
 
-    with store.read() as session:
-        assert session.execute(select(OutboxMessage)).scalars().all() == []
+    assert stored_outbox(store) == []
 
 
 @pytest.mark.slow
@@ -197,7 +177,7 @@ def test_mailbox_read_over_imap_becomes_a_complaint_and_the_mail_is_filed(
         }
         config = make_config(channels={"smtp": {"enabled": False}, "imap": imap_block})
         with running_client(config) as client:
-            [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
+            [complaint] = eventually(lambda: api_complaints(client, agent_token), "the complaint")
             [ack] = acks(relay, 1)
         processed = dovecot.message_ids("Processed")
         left = dovecot.message_ids("INBOX")

@@ -3,9 +3,8 @@ and the acknowledgement back to the SMSC as submit_sm through the same bind."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,22 +14,11 @@ from channels.smpp.codec import UDHI, gsm_decode, gsm_encode
 from channels.smpp.concat import STATUS_OK
 from gateway.config import Config
 from sinks.store.db import Store
-from sinks.store.models import ChannelState, InboxMessage, OutboxMessage
+from sinks.store.models import ChannelState
 from tests.channels.smpp_smsc import FakeSmsc, Submitted
-from tests.conftest import bearer
+from tests.support.e2e import api_complaints, eventually, stored_inbox, stored_outbox
 
 SENDER = "6281234567890"
-T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T | None], what: str, seconds: float = 30) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def mo(text: str, **fields: Any) -> dict[str, Any]:
@@ -44,23 +32,6 @@ def mo(text: str, **fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
-
-
-def complaints(client: TestClient, token: str) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/complaints", headers=bearer(token))
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return sorted(items, key=lambda item: item["inbox_id"])
-
-
-def outbox(store: Store) -> list[OutboxMessage]:
-    with store.read() as session:
-        return list(session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())  # type: ignore[arg-type]
-
-
-def inbox_rows(store: Store) -> list[InboxMessage]:
-    with store.read() as session:
-        return list(session.execute(select(InboxMessage).order_by(InboxMessage.id)).scalars())  # type: ignore[arg-type]
 
 
 def smpp_state(store: Store, prefix: str) -> list[str]:
@@ -105,16 +76,16 @@ def test_sms_over_smpp_becomes_a_complaint_and_the_ack_a_submit_sm(
         smsc.wait_bound()
         status = smsc.wait_response(smsc.deliver(**mo("LAPOR jalan {berlubang} di Jl. Merdeka 10, bahaya €")))
         assert status == STATUS_OK
-        assert len(inbox_rows(store)) == 1  # committed before the deliver_sm_resp went out
-        [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
+        assert len(stored_inbox(store)) == 1  # committed before the deliver_sm_resp went out
+        [complaint] = eventually(lambda: api_complaints(client, agent_token), "the complaint")
         [ack] = smsc.wait_submitted(1)
-        [reply] = wait_for(lambda: [row for row in outbox(store) if row.status == "done"], "the reply marked sent")
+        [reply] = eventually(lambda: stored_outbox(store, status="done"), "the reply marked sent")
 
         # The SMSC's receipt for our ack updates the reply's delivery status and makes no complaint.
         receipt = f"id:{ack.message_id} sub:001 dlvrd:001 submit date:2611251530 done date:2611251531 stat:DELIVRD"
         smsc.wait_response(smsc.deliver(**mo("", esm_class=0x04, short_message=receipt.encode())))
-        wait_for(lambda: outbox(store)[0].delivery_status == "delivered", "the delivery receipt applied")
-        assert len(complaints(client, agent_token)) == 1
+        eventually(lambda: stored_outbox(store)[0].delivery_status == "delivered", "the delivery receipt applied")
+        assert len(api_complaints(client, agent_token)) == 1
 
     assert (complaint["channel"], complaint["provider"]) == ("sms", "smpp")
     assert complaint["body"] == "jalan {berlubang} di Jl. Merdeka 10, bahaya €"
@@ -123,7 +94,7 @@ def test_sms_over_smpp_becomes_a_complaint_and_the_ack_a_submit_sm(
     assert (ack.source_addr, ack.destination_addr, ack.dest_addr_ton) == ("1708", SENDER, 1)
     assert text_of(ack) == f"Laporan Anda diterima. No. {tracking_id}. Cek status: kirim STATUS {tracking_id}"
     assert reply.provider_message_id == ack.message_id
-    assert [row.status for row in inbox_rows(store)] == ["done", "ignored"]
+    assert [row.status for row in stored_inbox(store)] == ["done", "ignored"]
 
 
 def test_concatenated_parts_wait_in_the_store_and_make_one_complaint(
@@ -143,11 +114,11 @@ def test_concatenated_parts_wait_in_the_store_and_make_one_complaint(
         assert len(smpp_state(store, "smpp:part:")) == 2  # acked parts are durable before the message is whole
         for part in (parts[0], parts[1]):
             assert smsc.wait_response(smsc.deliver(**part)) == STATUS_OK
-        [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
+        [complaint] = eventually(lambda: api_complaints(client, agent_token), "the complaint")
         smsc.wait_submitted(1)
     assert complaint["body"] == gsm_decode(septets)[len("LAPOR ") :].strip()
     assert smpp_state(store, "smpp:part:") == []
-    assert len(inbox_rows(store)) == 1
+    assert len(stored_inbox(store)) == 1
 
 
 def test_parts_that_never_complete_are_stored_incomplete_after_the_timeout(
@@ -160,7 +131,7 @@ def test_parts_that_never_complete_are_stored_incomplete_after_the_timeout(
     with running_client(smpp_config) as client:
         smsc.wait_bound()
         assert smsc.wait_response(smsc.deliver(**first)) == STATUS_OK
-        [complaint] = wait_for(lambda: complaints(client, agent_token), "the incomplete complaint")
+        [complaint] = eventually(lambda: api_complaints(client, agent_token), "the incomplete complaint")
     assert complaint["body"] == "pohon tumbang [bagian 2/2 tidak diterima]"
 
 
@@ -174,12 +145,12 @@ def test_redelivered_deliver_sm_makes_one_complaint_and_status_query_makes_none(
         smsc.wait_bound()
         for _ in range(3):  # the SMSC re-sends, each time with a new sequence number
             assert smsc.wait_response(smsc.deliver(**mo("Lapor: sampah menumpuk di pasar"))) == STATUS_OK
-        [complaint] = wait_for(lambda: complaints(client, agent_token), "the complaint")
+        [complaint] = eventually(lambda: api_complaints(client, agent_token), "the complaint")
         smsc.wait_submitted(1)
         tracking_id = complaint["tracking_id"]
         assert smsc.wait_response(smsc.deliver(**mo(f"status {tracking_id.lower()}"))) == STATUS_OK
         status_reply = smsc.wait_submitted(2)[1]
-        assert len(complaints(client, agent_token)) == 1
+        assert len(api_complaints(client, agent_token)) == 1
     assert text_of(status_reply).startswith(f"Status laporan {tracking_id}: ")
 
 
@@ -200,6 +171,6 @@ def test_only_one_gateway_holds_the_bind_and_another_takes_over(
         assert smsc.events[:2] == ["bind", "unbind"]
         assert smsc.events.count("bind") == 2
         assert smsc.wait_response(smsc.deliver(**mo("LAPOR setelah pindah instance"))) == STATUS_OK
-        wait_for(lambda: complaints(second, agent_token), "the complaint on the second instance")
+        eventually(lambda: api_complaints(second, agent_token), "the complaint on the second instance")
     finally:
         second.__exit__(None, None, None)

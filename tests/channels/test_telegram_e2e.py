@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,18 +17,17 @@ from fastapi.testclient import TestClient
 from gateway.config import Config
 from gateway.context import DatabaseState
 from sinks.store.db import Store
-from tests.channels.meta_rig import (
-    Canned,
-    FakeProviderApi,
+from tests.channels.meta_rig import Canned, FakeProviderApi, fake_provider_api
+from tests.channels.telegram_fakes import BOT_ID, TOKEN, sent_message
+from tests.channels.test_telegram import SECRET, payload
+from tests.support.e2e import (
+    deliver_copies,
     eventually,
-    fake_provider_api,
     retry_outbox_now,
     stored_complaints,
     stored_inbox,
     stored_replies,
 )
-from tests.channels.telegram_fakes import BOT_ID, TOKEN, sent_message
-from tests.channels.test_telegram import SECRET, payload
 
 PHOTO = b"\xff\xd8\xff\xe0 JFIF: a cracked village bridge"
 SEND = f"/bot{TOKEN}/sendMessage"
@@ -94,9 +92,7 @@ def test_redeliveries_and_concurrent_copies_make_one_complaint(
 ) -> None:
     body = payload("text.json")
     with gateway_client() as client:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            codes = list(pool.map(lambda _: post_update(client, body), range(6)))
-        codes.append(post_update(client, body))
+        codes = deliver_copies(lambda: post_update(client, body))
         eventually(lambda: bot_api.seen("POST", SEND))
         eventually(lambda: all(row.status == "done" for row in stored_inbox(store)))
     assert codes == [200] * 7

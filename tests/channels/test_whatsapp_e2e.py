@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,17 +17,16 @@ from fastapi.testclient import TestClient
 from channels.whatsapp import sign
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.meta_rig import (
-    Canned,
-    FakeProviderApi,
+from tests.channels.meta_rig import Canned, FakeProviderApi, fake_provider_api
+from tests.channels.test_whatsapp import APP_SECRET, MESSAGES_PATH, SENT, media_routes, payload
+from tests.support.e2e import (
+    deliver_copies,
     eventually,
-    fake_provider_api,
     retry_outbox_now,
     stored_complaints,
     stored_inbox,
     stored_replies,
 )
-from tests.channels.test_whatsapp import APP_SECRET, MESSAGES_PATH, SENT, media_routes, payload
 
 PHOTO = b"\xff\xd8\xff\xe0 JFIF: rubbish piling up at the TPS"
 SENT_WAMID = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjQ4RTk2QjE0QzQ2QjA0QkI4RQA="
@@ -89,9 +87,7 @@ def test_redeliveries_and_concurrent_copies_make_one_complaint(
 ) -> None:
     body = payload("text.json")
     with gateway_client() as client:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            codes = list(pool.map(lambda _: post_signed(client, body), range(6)))
-        codes.append(post_signed(client, body))
+        codes = deliver_copies(lambda: post_signed(client, body))
         eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
         eventually(lambda: all(row.status == "done" for row in stored_inbox(store)))
     assert codes == [200] * 7

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
@@ -28,6 +29,17 @@ def eventually(probe: Callable[[], T | None], what: str = "the condition", timeo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def deliver_copies(post: Callable[[], int], copies: int = 6) -> list[int]:
+    """One delivery ``copies`` times at once (a provider's retries racing each other), then once more after them.
+
+    Returns the status codes in that order.
+    """
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = list(pool.map(lambda _: post(), range(copies)))
+    codes.append(post())
+    return codes
 
 
 def api_complaints(client: TestClient, token: str) -> list[dict[str, Any]]:
