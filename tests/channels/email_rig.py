@@ -16,7 +16,7 @@ import json
 import sqlite3
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -29,6 +29,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from channels.base import Accepted, ChannelContext, InboxItem
 from gateway.errors import StoreUnavailable
 from normalizer.types import Attachment
+from tests.support.fakes import Locks, MemoryState
 
 
 @dataclass
@@ -53,23 +54,6 @@ class MemoryInbox:
 
     def items(self) -> list[InboxItem]:
         return list(self.rows.values())
-
-
-class MemoryState:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))  # what a JSON column would give back
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-    def items(self, prefix: str) -> list[tuple[str, Any]]:
-        return sorted((key, value) for key, value in self.values.items() if key.startswith(prefix))
 
 
 class JsonState(MemoryState):
@@ -130,20 +114,8 @@ def saved_files(data_dir: Path) -> Any:
     return save
 
 
-@dataclass
-class LockLog:
-    """``ctx.exclusive`` that records which names were held."""
-
-    names: list[str] = field(default_factory=list)
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, name: str) -> AsyncIterator[None]:
-        self.names.append(name)
-        yield
-
-
 def make_context(
-    accept: Any, data_dir: Path, state: MemoryState | None = None, locks: LockLog | None = None
+    accept: Any, data_dir: Path, state: MemoryState | None = None, locks: Locks | None = None
 ) -> ChannelContext:
     return ChannelContext(
         accept=accept,
@@ -151,7 +123,7 @@ def make_context(
         data_dir=data_dir,
         state=state if state is not None else MemoryState(),
         save_attachment=saved_files(data_dir),
-        exclusive=locks if locks is not None else LockLog(),
+        exclusive=locks if locks is not None else Locks(),
         # Never used by the e-mail channel; a transport that fails loudly if it were.
         http=httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(599))),
     )

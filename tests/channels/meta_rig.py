@@ -6,19 +6,16 @@
 - ``MemoryInbox``: an ``Accept`` that dedups on (channel, provider,
   external_id) the way the real inbox's unique constraint does.
 - ``make_context``: a ``ChannelContext`` built from those pieces.
-- ``stored_*`` / ``eventually``: what a running gateway stored, for end-to-end tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,13 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import select, update
-from sqlmodel import col
 
 from channels.base import Accepted, ChannelContext, InboxItem
-from normalizer.types import Attachment
-from sinks.store.db import Store
-from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+from tests.support.fakes import Locks, MemoryState, SavedFiles
 
 
 @dataclass(frozen=True)
@@ -167,47 +160,6 @@ class MemoryInbox:
         return [external_id for _, _, external_id in self.items]
 
 
-class MemoryState:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def items(self, prefix: str) -> list[tuple[str, Any]]:
-        return [(key, value) for key, value in self.data.items() if key.startswith(prefix)]
-
-
-@dataclass
-class SavedFiles:
-    """A ``SaveAttachment`` that keeps the bytes in memory by sha256."""
-
-    blobs: dict[str, bytes] = field(default_factory=dict)
-
-    def __call__(self, data: bytes, filename: str | None, content_type: str | None) -> Attachment:
-        digest = hashlib.sha256(data).hexdigest()
-        self.blobs[digest] = data
-        return Attachment(filename=filename, content_type=content_type, size=len(data), sha256=digest)
-
-
-@dataclass
-class Locks:
-    """``ctx.exclusive`` for one process: records which names were held."""
-
-    held: list[str] = field(default_factory=list)
-
-    @asynccontextmanager
-    async def __call__(self, name: str) -> AsyncIterator[None]:
-        self.held.append(name)
-        yield
-
-
 def make_context(
     http: httpx.AsyncClient,
     inbox: MemoryInbox | None = None,
@@ -233,40 +185,3 @@ async def wait_until(condition: Any, attempts: int = 500) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition never became true")
-
-
-# --- end-to-end helpers: reading what the running gateway stored ------------------------------
-
-
-def eventually(condition: Callable[[], Any], attempts: int = 600) -> Any:
-    """Poll ``condition`` until it returns something truthy (a bounded wait, not a timing assertion)."""
-    for _ in range(attempts):
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition never became true")
-
-
-def stored_complaints(store: Store) -> list[Complaint]:
-    with store.read() as session:
-        return list(session.execute(select(Complaint).order_by(col(Complaint.id))).scalars())
-
-
-def stored_inbox(store: Store) -> list[InboxMessage]:
-    with store.read() as session:
-        return list(session.execute(select(InboxMessage).order_by(col(InboxMessage.id))).scalars())
-
-
-def stored_replies(store: Store) -> list[OutboxMessage]:
-    with store.read() as session:
-        query = select(OutboxMessage).where(col(OutboxMessage.kind) == "reply").order_by(col(OutboxMessage.id))
-        return list(session.execute(query).scalars())
-
-
-def retry_outbox_now(store: Store) -> None:
-    """Bring every pending outbox row's next attempt forward (what waiting out the backoff would do)."""
-    with store.write() as session:
-        session.execute(
-            update(OutboxMessage).where(col(OutboxMessage.status) == "pending").values(next_attempt_at=utcnow())
-        )

@@ -22,36 +22,9 @@ from channels.smpp.client import live_link
 from gateway.errors import StoreUnavailable
 from normalizer.types import Attachment
 from tests.channels.smpp_smsc import WAIT_S, FakeSmsc
+from tests.support.fakes import MemoryState
 
 T = TypeVar("T")
-
-
-class MemoryState:
-    """A dict as StateStore; ``down`` makes every call fail like an unreachable database."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreUnavailable("state store down")
-
-    def get(self, key: str) -> Any | None:
-        self._check()
-        return self.values.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self._check()
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self._check()
-        self.values.pop(key, None)
-
-    def items(self, prefix: str) -> list[tuple[str, Any]]:
-        self._check()
-        return sorted((k, v) for k, v in self.values.items() if k.startswith(prefix))
 
 
 @dataclass

@@ -9,12 +9,11 @@ under uvicorn on a free loopback port (for daemons such as Kannel to call).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +25,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from channels.base import Accepted, ChannelContext, InboxItem
-from normalizer.types import Attachment
+from tests.support.fakes import Locks, MemoryState, SavedFiles
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
 
@@ -60,40 +59,6 @@ class MemoryInbox:
         return Accepted(inbox_id=len(self.items), duplicate=False)
 
 
-class MemoryState:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any | None:
-        return self.values.get(key)
-
-    def put(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-    def items(self, prefix: str) -> list[tuple[str, Any]]:
-        return [(key, value) for key, value in self.values.items() if key.startswith(prefix)]
-
-
-@dataclass
-class SavedFiles:
-    """``ctx.save_attachment`` keeping the bytes in memory, by sha256 like the real one."""
-
-    blobs: dict[str, bytes] = field(default_factory=dict)
-
-    def __call__(self, data: bytes, filename: str | None, content_type: str | None) -> Attachment:
-        digest = hashlib.sha256(data).hexdigest()
-        self.blobs[digest] = data
-        return Attachment(filename=filename, content_type=content_type, size=len(data), sha256=digest)
-
-
-@asynccontextmanager
-async def _nobody_else(name: str) -> AsyncIterator[None]:
-    yield
-
-
 def make_context(
     inbox: MemoryInbox,
     *,
@@ -108,7 +73,7 @@ def make_context(
         data_dir=data_dir,
         state=MemoryState(),
         save_attachment=saved if saved is not None else SavedFiles(),
-        exclusive=_nobody_else,
+        exclusive=Locks(),
         http=http if http is not None else httpx.AsyncClient(),
     )
 

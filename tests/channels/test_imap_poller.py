@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from channels.base import ChannelContext
 from channels.email.imap import ImapSettings, poll_once, serve
 from tests.channels.dovecot_rig import BARE_CAPABILITIES, Dovecot, running_dovecot
-from tests.channels.email_rig import JsonState, LockLog, MemoryInbox, MemoryState, SqliteInbox, make_context
+from tests.channels.email_rig import JsonState, MemoryInbox, SqliteInbox, make_context
+from tests.support.fakes import Locks, MemoryState
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -204,7 +205,7 @@ def test_kill_9_between_commit_and_move_makes_no_duplicate_and_misses_nothing(do
 
 
 def test_idle_brings_mail_that_arrives_while_waiting(dovecot: Dovecot, tmp_path: Path) -> None:
-    inbox, locks = MemoryInbox(), LockLog()
+    inbox, locks = MemoryInbox(), Locks()
     ctx = make_context(inbox.accept, tmp_path, locks=locks)
     dovecot.append(mail(1))
 
@@ -217,7 +218,7 @@ def test_idle_brings_mail_that_arrives_while_waiting(dovecot: Dovecot, tmp_path:
     run_service_until(settings_for(dovecot, poll_seconds=120), ctx, second_mail_arrived)
 
     assert dovecot.message_ids("Processed") == [mail_id(1), mail_id(2)]
-    assert locks.names == [f"imap:{dovecot.username}@{dovecot.host}/INBOX"]
+    assert locks.held == [f"imap:{dovecot.username}@{dovecot.host}/INBOX"]
 
 
 def test_without_idle_the_poller_polls(bare_dovecot: Dovecot, tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from channels.smpp import parse, send
 from channels.smpp.codec import DC_UCS2, UDHI, split_udh
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
-from tests.channels.smpp_rig import MemoryInbox, MemoryState, ServiceRunner, running_service, settings_for
+from tests.channels.smpp_rig import MemoryInbox, ServiceRunner, running_service, settings_for
 from tests.channels.smpp_smsc import FakeSmsc
+from tests.support.fakes import MemoryState
 
 SENDER = "6281234567890"
 

@@ -22,15 +22,13 @@ from normalizer.types import ChannelMessage, Location
 from tests.channels.meta_rig import (
     Canned,
     FakeProviderApi,
-    Locks,
     MemoryInbox,
-    MemoryState,
-    SavedFiles,
     fake_provider_api,
     make_context,
     wait_until,
 )
 from tests.channels.telegram_fakes import API_BASE, BOT_ID, TOKEN, fake_bot, sent_message
+from tests.support.fakes import Locks, MemoryState, SavedFiles
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "telegram"
 SECRET = "rahasia-webhook_2026"
@@ -381,7 +379,7 @@ def test_polling_accepts_each_update_once_and_keeps_the_offset_in_state() -> Non
         asyncio.run(run())
         offsets = [r.json().get("offset") for r in api.seen("POST", bot_path("getUpdates"))]
     assert inbox.keys == [f"{BOT_ID}:871250001", f"{BOT_ID}:871250002"]
-    assert state.data[f"telegram:{BOT_ID}:offset"] == 871250003
+    assert state.values[f"telegram:{BOT_ID}:offset"] == 871250003
     assert offsets[:3] == [None, None, 871250003]
     assert locks.held == [f"telegram:{BOT_ID}"]
     assert inbox.items[("telegram", "telegram", f"{BOT_ID}:871250002")].raw.startswith(b'{"update_id":871250002')

@@ -22,12 +22,12 @@ from tests.channels.sms_http_support import (
     Canned,
     MemoryInbox,
     ProviderServer,
-    SavedFiles,
     app_with,
     free_port,
     make_context,
     run,
 )
+from tests.support.fakes import SavedFiles
 
 ACCOUNT_SID = "AC3f1b2c4d5e6f708192a3b4c5d6e7f801"
 AUTH_TOKEN = "12345678901234567890123456789012"

@@ -21,11 +21,11 @@ from tests.channels.meta_rig import (
     Canned,
     FakeProviderApi,
     MemoryInbox,
-    SavedFiles,
     fake_provider_api,
     make_context,
     unreachable_url,
 )
+from tests.support.fakes import SavedFiles
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "meta"
 APP_SECRET = "6b1f0e0c9d2a4e31a5c7"
