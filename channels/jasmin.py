@@ -26,6 +26,7 @@ from channels.sms_http import (
     call_provider,
     decode_data_coding,
     fallback_external_id,
+    login_and_addresses,
     parse_int,
     secret_form_router,
     sms_message,
@@ -92,14 +93,7 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
 
 def send_form(reply: Reply, settings: JasminSettings) -> dict[str, str]:
     """The /send parameters: plain ``content`` when GSM-7 fits, else UCS-2 as ``hex-content`` with coding 8."""
-    form = {
-        "username": settings.username,
-        "password": settings.password.get_secret_value(),
-        "to": reply.to,
-    }
-    our_number = reply.extra.get("our_number")
-    if our_number:
-        form["from"] = str(our_number)
+    form = dict(login_and_addresses(reply, settings))
     if is_gsm(reply.text):
         form["content"] = reply.text
     else:

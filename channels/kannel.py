@@ -26,6 +26,7 @@ from channels.sms_http import (
     call_provider,
     decode_with_charset,
     fallback_external_id,
+    login_and_addresses,
     parse_int,
     secret_form_router,
     sms_message,
@@ -88,14 +89,7 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
 
 def sendsms_query(reply: Reply, settings: KannelSettings) -> str:
     """The sendsms query: UTF-8 text when GSM-7 fits, else ``coding=2`` with UTF-16BE octets."""
-    pairs: list[tuple[str, str | bytes]] = [
-        ("username", settings.username),
-        ("password", settings.password.get_secret_value()),
-        ("to", reply.to),
-    ]
-    our_number = reply.extra.get("our_number")
-    if our_number:
-        pairs.append(("from", str(our_number)))
+    pairs: list[tuple[str, str | bytes]] = [*login_and_addresses(reply, settings)]
     if is_gsm(reply.text):
         pairs += [("charset", "UTF-8"), ("text", reply.text.encode("utf-8"))]
     else:

@@ -21,7 +21,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr, model_validator
 
-from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem
+from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem, Reply
 from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
 from gateway.errors import AuthError, ProviderError, ProviderRejected
 from normalizer.phone import to_e164
@@ -47,6 +47,19 @@ class SecretFormSettings(ChannelSettings):
             name = self.registry_name
             raise ValueError(f"channels.{name}.secret is empty — set it (e.g. secret: ${{{name.upper()}_SECRET}})")
         return self
+
+
+def login_and_addresses(reply: Reply, settings: SecretFormSettings) -> list[tuple[str, str]]:
+    """How a send request to Kannel or Jasmin opens: the login, ``to``, and ``from`` when we know our number."""
+    params = [
+        ("username", settings.username),
+        ("password", settings.password.get_secret_value()),
+        ("to", reply.to),
+    ]
+    our_number = reply.extra.get("our_number")
+    if our_number:
+        params.append(("from", str(our_number)))
+    return params
 
 
 class Form:
