@@ -21,9 +21,9 @@ from tests.channels.meta_rig import Canned, FakeProviderApi, fake_provider_api
 from tests.channels.telegram_fakes import BOT_ID, TOKEN, sent_message
 from tests.channels.test_telegram import SECRET, payload
 from tests.support.e2e import (
-    deliver_copies,
+    check_copies_make_one_complaint,
     eventually,
-    retry_outbox_now,
+    sent_on_retry,
     stored_complaints,
     stored_inbox,
     stored_replies,
@@ -91,14 +91,9 @@ def test_redeliveries_and_concurrent_copies_make_one_complaint(
     gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
 ) -> None:
     body = payload("text.json")
-    with gateway_client() as client:
-        codes = deliver_copies(lambda: post_update(client, body))
-        eventually(lambda: bot_api.seen("POST", SEND))
-        eventually(lambda: all(row.status == "done" for row in stored_inbox(store)))
-    assert codes == [200] * 7
-    assert len(stored_inbox(store)) == 1
-    assert len(stored_complaints(store)) == 1
-    assert len(bot_api.seen("POST", SEND)) == 1
+    check_copies_make_one_complaint(
+        gateway_client(), lambda client: post_update(client, body), lambda: bot_api.seen("POST", SEND), store
+    )
 
 
 def test_status_command_answers_with_the_complaints_status(
@@ -146,7 +141,7 @@ def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window
 ) -> None:
     with gateway_client(followup_window_minutes=0) as client:
         assert post_update(client, payload("text.json")) == 200
-        eventually(lambda: [r for r in stored_replies(store) if r.status == "done"])
+        eventually(lambda: stored_replies(store, status="done"))
         assert post_update(client, payload("reply_to_ack.json")) == 200
         eventually(lambda: len(stored_complaints(store)) == 2)
     first, follow_up = stored_complaints(store)
@@ -161,10 +156,7 @@ def test_bot_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
     bot_api.route("POST", SEND, failure, ok(sent_message(523901234, 130, "ack")))
     with gateway_client(worker={"backoff_initial_s": 600, "backoff_max_s": 600}) as client:
         assert post_update(client, payload("text.json")) == 200
-        (waiting,) = eventually(lambda: [r for r in stored_replies(store) if r.attempts == 1])
-        assert (waiting.status, waiting.error_type) == ("pending", "ProviderError")
-        retry_outbox_now(store)
-        (done,) = eventually(lambda: [r for r in stored_replies(store) if r.status == "done"])
+        done = sent_on_retry(store)
     assert done.provider_message_id == "523901234:130"
 
 

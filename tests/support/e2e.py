@@ -31,15 +31,30 @@ def eventually(probe: Callable[[], T | None], what: str = "the condition", timeo
         time.sleep(0.05)
 
 
-def deliver_copies(post: Callable[[], int], copies: int = 6) -> list[int]:
-    """One delivery ``copies`` times at once (a provider's retries racing each other), then once more after them.
+def check_copies_make_one_complaint(
+    running: TestClient, post: Callable[[TestClient], int], sent: Callable[[], list[Any]], store: Store
+) -> None:
+    """A webhook delivered several times at once and once more after: all answered 200, one row, one complaint,
+    one reply (``sent``: the replies the provider's API got)."""
+    with running as client:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            codes = list(pool.map(lambda _: post(client), range(6)))
+        codes.append(post(client))
+        eventually(sent, "the reply at the provider")
+        eventually(lambda: all(row.status == "done" for row in stored_inbox(store)), "every inbox row done")
+    assert codes == [200] * 7
+    assert len(stored_inbox(store)) == 1
+    assert len(stored_complaints(store)) == 1
+    assert len(sent()) == 1
 
-    Returns the status codes in that order.
-    """
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        codes = list(pool.map(lambda _: post(), range(copies)))
-    codes.append(post())
-    return codes
+
+def sent_on_retry(store: Store) -> OutboxMessage:
+    """After a provider error on the first attempt: the reply waits, pending; brought forward, it goes out."""
+    (waiting,) = eventually(lambda: [r for r in stored_replies(store) if r.attempts == 1], "the first attempt")
+    assert (waiting.status, waiting.error_type) == ("pending", "ProviderError")
+    retry_outbox_now(store)
+    (done,) = eventually(lambda: stored_replies(store, status="done"), "the reply sent on retry")
+    return done
 
 
 def api_complaints(client: TestClient, token: str) -> list[dict[str, Any]]:
