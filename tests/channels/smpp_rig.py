@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from channels.base import Accepted, ChannelContext, InboxItem
+from channels.gsm import gsm_encode
 from channels.smpp import SmppSettings, service
 from channels.smpp.client import live_link
 from gateway.errors import StoreUnavailable
@@ -25,6 +26,7 @@ from tests.channels.smpp_smsc import WAIT_S, FakeSmsc
 from tests.support.fakes import MemoryState
 
 T = TypeVar("T")
+SENDER = "6281234567890"
 
 
 @dataclass
@@ -128,7 +130,8 @@ class Rig:
     settings: SmppSettings
 
 
-def settings_for(smsc: FakeSmsc, **overrides: Any) -> SmppSettings:
+def smpp_block(smsc: FakeSmsc, **overrides: Any) -> dict[str, Any]:
+    """The ``channels.smpp`` config block that binds to ``smsc``."""
     values: dict[str, Any] = {
         "enabled": True,
         "host": "127.0.0.1",
@@ -138,7 +141,26 @@ def settings_for(smsc: FakeSmsc, **overrides: Any) -> SmppSettings:
         "short_code": "1708",
     }
     values.update(overrides)
-    return SmppSettings.model_validate(values)
+    return values
+
+
+def settings_for(smsc: FakeSmsc, **overrides: Any) -> SmppSettings:
+    return SmppSettings.model_validate(smpp_block(smsc, **overrides))
+
+
+def mo(text: str | None = None, **fields: Any) -> dict[str, Any]:
+    """deliver_sm fields of a citizen's message to 1708 (``text`` GSM-encoded as its short_message)."""
+    base: dict[str, Any] = {
+        "source_addr_ton": 1,
+        "source_addr_npi": 1,
+        "source_addr": SENDER,
+        "destination_addr": "1708",
+        "data_coding": 0,
+    }
+    if text is not None:
+        base["short_message"] = gsm_encode(text)
+    base.update(fields)
+    return base
 
 
 @contextlib.contextmanager

@@ -18,24 +18,9 @@ from channels.smpp import parse, send
 from channels.smpp.codec import DC_UCS2, UDHI, split_udh
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
-from tests.channels.smpp_rig import MemoryInbox, ServiceRunner, running_service, settings_for
+from tests.channels.smpp_rig import SENDER, MemoryInbox, ServiceRunner, mo, running_service, settings_for
 from tests.channels.smpp_smsc import FakeSmsc
 from tests.support.fakes import MemoryState
-
-SENDER = "6281234567890"
-
-
-def mo(**fields: Any) -> dict[str, Any]:
-    """deliver_sm fields of a citizen's message to 1708."""
-    base: dict[str, Any] = {
-        "source_addr_ton": 1,
-        "source_addr_npi": 1,
-        "source_addr": SENDER,
-        "destination_addr": "1708",
-        "data_coding": 0,
-    }
-    base.update(fields)
-    return base
 
 
 def reply(text: str, key: str = "reply-1") -> Reply:

@@ -4,7 +4,6 @@ and the acknowledgement back to the SMSC as submit_sm through the same bind."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,23 +14,9 @@ from channels.smpp.concat import STATUS_OK
 from gateway.config import Config
 from sinks.store.db import Store
 from sinks.store.models import ChannelState
+from tests.channels.smpp_rig import SENDER, mo, smpp_block
 from tests.channels.smpp_smsc import FakeSmsc, Submitted
 from tests.support.e2e import api_complaints, eventually, stored_inbox, stored_outbox
-
-SENDER = "6281234567890"
-
-
-def mo(text: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_addr_ton": 1,
-        "source_addr_npi": 1,
-        "source_addr": SENDER,
-        "destination_addr": "1708",
-        "data_coding": 0,
-        "short_message": gsm_encode(text),
-    }
-    base.update(fields)
-    return base
 
 
 def smpp_state(store: Store, prefix: str) -> list[str]:
@@ -52,15 +37,7 @@ def smsc() -> Iterator[FakeSmsc]:
 
 @pytest.fixture
 def smpp_config(make_config: Callable[..., Config], smsc: FakeSmsc) -> Config:
-    block = {
-        "enabled": True,
-        "host": "127.0.0.1",
-        "port": smsc.port,
-        "system_id": smsc.system_id,
-        "password": smsc.password,
-        "short_code": "1708",
-        "concat_timeout_s": 0.5,
-    }
+    block = smpp_block(smsc, concat_timeout_s=0.5)
     # SMTP is on by default; two gateways in one test would fight over its port.
     return make_config(channels={"smpp": block, "smtp": {"enabled": False}})
 
