@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, run, serve_app
+from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, serve_app
 from tests.conftest import bearer
-from tests.support.e2e import complaint_records, eventually, inbox_count, stored_inbox, stored_replies
+from tests.support.e2e import complaint_records, eventually, inbox_count, post_at_once, stored_inbox, stored_replies
 
 SECRET = "jasmin-to-lapor"
 WEBHOOK = f"/webhooks/jasmin?secret={SECRET}"
@@ -84,14 +82,9 @@ def test_concurrent_and_repeated_deliveries_make_one_complaint_and_all_are_acked
 ) -> None:
     body = payload("gsm_text.form")
     with serve_app(create_app(Gateway(jasmin_config, store)), lifespan=True) as base_url:
-
-        async def deliver(copies: int) -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base_url) as http:
-                return await asyncio.gather(*(http.post(WEBHOOK, content=body, headers=FORM) for _ in range(copies)))
-
-        answers = run(deliver(12))
+        answers = post_at_once(base_url, WEBHOOK, body, FORM, 12)
         eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
-        answers += run(deliver(1))
+        answers += post_at_once(base_url, WEBHOOK, body, FORM, 1)
 
     assert [answer.content for answer in answers] == [b"ACK/Jasmin"] * 13
     assert inbox_count(store) == 1

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, run, serve_app
+from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, serve_app
 from tests.channels.test_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, sign
 from tests.conftest import bearer
-from tests.support.e2e import complaint_records, eventually, inbox_count, stored_inbox, stored_replies
+from tests.support.e2e import complaint_records, eventually, inbox_count, post_at_once, stored_inbox, stored_replies
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REPLY_SID = "SMfeedface0000000000000000000000aa"
@@ -140,15 +138,10 @@ def test_redelivered_and_concurrent_copies_make_one_complaint_and_each_gets_twim
 ) -> None:
     body = payload("sms_unicode.form")
     with serve_app(create_app(Gateway(twilio_config, store)), lifespan=True) as base_url:
-
-        async def deliver(copies: int) -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base_url) as http:
-                posts = (http.post("/webhooks/twilio", content=body, headers=headers_for(body)) for _ in range(copies))
-                return await asyncio.gather(*posts)
-
-        answers = run(deliver(12))
+        answers = post_at_once(base_url, "/webhooks/twilio", body, headers_for(body), 12)
         eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
-        answers += run(deliver(1))  # Twilio's later redelivery of the same MessageSid
+        # Twilio's later redelivery of the same MessageSid
+        answers += post_at_once(base_url, "/webhooks/twilio", body, headers_for(body), 1)
 
     assert [(answer.status_code, answer.content) for answer in answers] == [(200, TWIML)] * 13
     assert inbox_count(store) == 1

@@ -137,29 +137,31 @@ def forwarding(make_config: Callable[..., Config], store: Store, sink: Recorder)
     gateway.inbox.stop()
 
 
+def forward_entry(gateway: Gateway) -> OutboxMessage:
+    """Accept ENTRY and let the worker run until idle; the one outbox row the forward left."""
+    accept(gateway, json.dumps(ENTRY).encode())
+    asyncio.run(gateway.worker.run_until_idle())
+    with gateway.store.read() as session:
+        [row] = session.execute(select(OutboxMessage)).scalars()
+    return row
+
+
 def test_new_complaints_are_forwarded_with_the_tracking_id_as_idempotency_key(
     forwarding: Gateway, sink: Recorder
 ) -> None:
-    accept(forwarding, json.dumps(ENTRY).encode())
-    asyncio.run(forwarding.worker.run_until_idle())
+    row = forward_entry(forwarding)
 
     [call] = sink.calls
     record = call.json()
     assert call.path == "/complaints"
     assert call.headers["Idempotency-Key"] == record["tracking_id"]
     assert record["body"] == ENTRY["body"]
-    with forwarding.store.read() as session:
-        [row] = session.execute(select(OutboxMessage)).scalars()
     assert (row.status, row.kind, row.target, row.attempts) == (DONE, "forward", "lapor-pusat", 1)
 
 
 def test_a_failing_sink_is_retried_then_dead_lettered_then_replayed(forwarding: Gateway, sink: Recorder) -> None:
     sink.default_status = 500
-    accept(forwarding, json.dumps(ENTRY).encode())
-    asyncio.run(forwarding.worker.run_until_idle())
-
-    with forwarding.store.read() as session:
-        [row] = session.execute(select(OutboxMessage)).scalars()
+    row = forward_entry(forwarding)
     assert row.status == FAILED
     assert row.attempts == forwarding.config.worker.max_attempts == len(sink.calls)
     assert row.error_type == "ProviderError"
@@ -177,11 +179,7 @@ def test_a_failing_sink_is_retried_then_dead_lettered_then_replayed(forwarding: 
 
 def test_a_refusing_sink_is_dead_lettered_without_retries(forwarding: Gateway, sink: Recorder) -> None:
     sink.default_status = 422
-    accept(forwarding, json.dumps(ENTRY).encode())
-    asyncio.run(forwarding.worker.run_until_idle())
-
-    with forwarding.store.read() as session:
-        [row] = session.execute(select(OutboxMessage)).scalars()
+    row = forward_entry(forwarding)
     assert (row.status, row.attempts, row.error_type) == (FAILED, 1, "ProviderRejected")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlmodel import col
@@ -29,6 +31,16 @@ def eventually(probe: Callable[[], T | None], what: str = "the condition", timeo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def post_at_once(base_url: str, path: str, body: bytes, headers: dict[str, str], copies: int) -> list[httpx.Response]:
+    """``copies`` POSTs of one body to a served gateway at the same moment (a provider's retries racing)."""
+
+    async def post_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            return await asyncio.gather(*(http.post(path, content=body, headers=headers) for _ in range(copies)))
+
+    return asyncio.run(post_all())
 
 
 def check_copies_make_one_complaint(
