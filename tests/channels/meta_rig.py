@@ -1,8 +1,7 @@
 """Test rig for the chat channels (WhatsApp and Telegram tests both use it).
 
-- ``FakeProviderApi``: a real HTTP server on 127.0.0.1 (free port) standing in
-  for Meta's Graph API or Telegram's Bot API; it records every request and
-  answers from canned responses.
+- ``fake_provider_api``: tests/support's ``ProviderApi`` standing in for Meta's Graph API
+  or Telegram's Bot API.
 - ``MemoryInbox``: an ``Accept`` that dedups on (channel, provider,
   external_id) the way the real inbox's unique constraint does.
 - ``make_context``: a ``ChannelContext`` built from those pieces.
@@ -11,116 +10,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from channels.base import Accepted, ChannelContext, InboxItem
 from tests.support.fakes import Locks, MemoryState, SavedFiles
-
-
-@dataclass(frozen=True)
-class Canned:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-
-    @classmethod
-    def json(cls, data: Any, status: int = 200) -> Canned:
-        return cls(status=status, body=json.dumps(data).encode())
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, str]:
-        """A urlencoded form body, as the gateway's aiogram session sends Bot API calls."""
-        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
-
-
-class FakeProviderApi:
-    """Routes (method, path) to a queue of canned answers; the last answer repeats."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self._routes: dict[tuple[str, str], list[Canned]] = {}
-        self._lock = threading.Lock()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                split = urlsplit(self.path)
-                recorded = Recorded(
-                    method=self.command,
-                    path=split.path,
-                    query=parse_qs(split.query),
-                    headers={key.lower(): value for key, value in self.headers.items()},
-                    body=body,
-                )
-                answer = api._answer(recorded)
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(answer.body)))
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            do_GET = _serve
-            do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test reads ``requests`` instead."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def route(self, method: str, path: str, *answers: Canned) -> None:
-        with self._lock:
-            self._routes[(method, path)] = list(answers)
-
-    def seen(self, method: str, path: str) -> list[Recorded]:
-        with self._lock:
-            return [r for r in self.requests if r.method == method and r.path == path]
-
-    def _answer(self, recorded: Recorded) -> Canned:
-        with self._lock:
-            self.requests.append(recorded)
-            queue = self._routes.get((recorded.method, recorded.path))
-            if not queue:
-                return Canned.json({"error": f"no route for {recorded.method} {recorded.path}"}, status=404)
-            return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    def start(self) -> FakeProviderApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
+from tests.support.provider_api import Canned, ProviderApi
 
 
 def unreachable_url() -> str:
@@ -132,12 +33,10 @@ def unreachable_url() -> str:
 
 
 @contextmanager
-def fake_provider_api() -> Iterator[FakeProviderApi]:
-    api = FakeProviderApi().start()
-    try:
+def fake_provider_api() -> Iterator[ProviderApi]:
+    """Graph or Bot API: a call to a path no test routed gets a 404."""
+    with ProviderApi(default=Canned.json({"error": "no route"}, status=404)) as api:
         yield api
-    finally:
-        api.stop()
 
 
 @dataclass

@@ -1,9 +1,8 @@
 """Test helpers shared by the Twilio, Kannel and Jasmin tests.
 
 ``MemoryInbox`` stands in for the gateway's inbox behind ``ctx.accept`` (same
-dedup key), ``ProviderServer`` is a real HTTP server on 127.0.0.1 standing in
-for a provider's API and recording every call, ``serve_app`` runs an ASGI app
-under uvicorn on a free loopback port (for daemons such as Kannel to call).
+dedup key), ``serve_app`` runs an ASGI app under uvicorn on a free loopback port
+(for daemons such as Kannel to call). The providers' APIs: tests/support/provider_api.py.
 """
 
 from __future__ import annotations
@@ -14,11 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -82,75 +78,6 @@ def app_with(router: APIRouter) -> FastAPI:
     app = FastAPI()
     app.include_router(router)
     return app
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    path: str
-    query: bytes
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Canned:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "text/plain"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class ProviderServer:
-    """A provider's HTTP API on 127.0.0.1: answers what it is told per path, records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[Recorded] = []
-        self.answers: dict[str, Canned] = {}
-        self.default = Canned()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.calls.append(
-                    Recorded(
-                        method=self.command,
-                        path=parts.path,
-                        query=parts.query.encode("latin-1"),
-                        headers={key.lower(): value for key, value in self.headers.items()},
-                        body=body,
-                    )
-                )
-                answer = server.answers.get(parts.path, server.default)
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(answer.body)))
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(answer.body)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self._server.server_address[1])
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ProviderServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @contextmanager

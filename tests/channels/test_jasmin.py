@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from channels import jasmin
 from channels.base import Reply
 from gateway.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
-from tests.channels.sms_http_support import PAYLOADS, Canned, MemoryInbox, ProviderServer, app_with, make_context, run
+from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
+from tests.support.provider_api import Canned, ProviderApi
 
 SECRET = "jasmin-to-lapor"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -153,20 +154,20 @@ def reply(text: str) -> Reply:
     )  # fmt: skip
 
 
-def send(api: ProviderServer, message: Reply) -> Any:
+def send(api: ProviderApi, message: Reply) -> Any:
     async def go() -> Any:
         async with httpx.AsyncClient() as http:
-            return await jasmin.send(message, settings(send_url=f"{api.base_url}/send"), http)
+            return await jasmin.send(message, settings(send_url=f"{api.url}/send"), http)
 
     return run(go())
 
 
 def test_gsm_reply_is_sent_as_content() -> None:
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(body=b'Success "07033084-5cfd-4812-90a4-e4d24ffb6e3d"')
         sent = send(api, reply("Laporan Anda diterima. No. LPR-7K3Q9X."))
     assert sent.provider_message_id == "07033084-5cfd-4812-90a4-e4d24ffb6e3d"
-    [call] = api.calls
+    [call] = api.requests
     assert (call.method, call.path) == ("POST", "/send")
     assert dict(parse_qsl(call.body.decode())) == {
         "username": "lapor",
@@ -179,10 +180,10 @@ def test_gsm_reply_is_sent_as_content() -> None:
 
 def test_non_gsm_reply_is_sent_as_hex_ucs2_with_coding_8() -> None:
     text = "Laporan diterima 🙏 LPR-7K3Q9X"
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(body=b'Success "a-b-c"')
         send(api, reply(text))
-    sent = dict(parse_qsl(api.calls[0].body.decode()))
+    sent = dict(parse_qsl(api.requests[0].body.decode()))
     assert sent["coding"] == "8"
     assert bytes.fromhex(sent["hex-content"]).decode("utf-16-be") == text
     assert "content" not in sent
@@ -197,7 +198,7 @@ def test_non_gsm_reply_is_sent_as_hex_ucs2_with_coding_8() -> None:
     ],
 )
 def test_send_failures_map_onto_retry_or_reject(status: int, body: bytes, error: type[Exception]) -> None:
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(status=status, body=body)
         with pytest.raises(error):
             send(api, reply("halo"))

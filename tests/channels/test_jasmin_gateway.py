@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, serve_app
+from tests.channels.sms_http_support import PAYLOADS, serve_app
 from tests.conftest import bearer
 from tests.support.e2e import complaint_records, eventually, inbox_count, post_at_once, stored_inbox, stored_replies
+from tests.support.provider_api import ANY, Canned, ProviderApi
 
 SECRET = "jasmin-to-lapor"
 WEBHOOK = f"/webhooks/jasmin?secret={SECRET}"
@@ -26,20 +27,20 @@ def payload(name: str) -> bytes:
 
 
 @pytest.fixture
-def jasmin_api() -> Iterator[ProviderServer]:
-    with ProviderServer() as api:
-        api.answers["/send"] = SUCCESS
+def jasmin_api() -> Iterator[ProviderApi]:
+    with ProviderApi() as api:
+        api.route(ANY, "/send", SUCCESS)
         yield api
 
 
 @pytest.fixture
-def jasmin_config(make_config: Callable[..., Config], jasmin_api: ProviderServer) -> Config:
+def jasmin_config(make_config: Callable[..., Config], jasmin_api: ProviderApi) -> Config:
     return make_config(
         channels={
             "jasmin": {
                 "enabled": True,
                 "secret": SECRET,
-                "send_url": f"{jasmin_api.base_url}/send",
+                "send_url": f"{jasmin_api.url}/send",
                 "username": "lapor",
                 "password": "rahasia",
             }
@@ -47,12 +48,12 @@ def jasmin_config(make_config: Callable[..., Config], jasmin_api: ProviderServer
     )
 
 
-def sends(api: ProviderServer) -> list[dict[str, str]]:
-    return [dict(parse_qsl(call.body.decode())) for call in api.calls if call.path == "/send"]
+def sends(api: ProviderApi) -> list[dict[str, str]]:
+    return [dict(parse_qsl(call.body.decode())) for call in api.requests if call.path == "/send"]
 
 
 def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send(
-    jasmin_config: Config, store: Store, running_client: Callable[[Config], TestClient], jasmin_api: ProviderServer
+    jasmin_config: Config, store: Store, running_client: Callable[[Config], TestClient], jasmin_api: ProviderApi
 ) -> None:
     body = payload("ucs2_emoji.form")
     with running_client(jasmin_config) as client:
@@ -78,7 +79,7 @@ def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send
 
 
 def test_concurrent_and_repeated_deliveries_make_one_complaint_and_all_are_acked(
-    jasmin_config: Config, store: Store, jasmin_api: ProviderServer
+    jasmin_config: Config, store: Store, jasmin_api: ProviderApi
 ) -> None:
     body = payload("gsm_text.form")
     with serve_app(create_app(Gateway(jasmin_config, store)), lifespan=True) as base_url:
@@ -93,7 +94,7 @@ def test_concurrent_and_repeated_deliveries_make_one_complaint_and_all_are_acked
 
 
 def test_keyword_only_sms_gets_the_help_text_and_no_complaint(
-    jasmin_config: Config, store: Store, running_client: Callable[[Config], TestClient], jasmin_api: ProviderServer
+    jasmin_config: Config, store: Store, running_client: Callable[[Config], TestClient], jasmin_api: ProviderApi
 ) -> None:
     body = (
         b"id=5e1f0c2a-help&from=6281234567890&to=1708&origin-connector=smppc&coding=0&content=LAPOR&binary=4C41504F52"
@@ -109,15 +110,15 @@ def test_send_500_keeps_the_reply_then_fails_it_then_replay_delivers(
     jasmin_config: Config,
     store: Store,
     running_client: Callable[[Config], TestClient],
-    jasmin_api: ProviderServer,
+    jasmin_api: ProviderApi,
     admin_token: str,
 ) -> None:
-    jasmin_api.answers["/send"] = Canned(status=500, body=b'Error "Cannot send submit_sm"')
+    jasmin_api.route(ANY, "/send", Canned(status=500, body=b'Error "Cannot send submit_sm"'))
     with running_client(jasmin_config) as client:
         client.post(WEBHOOK, content=payload("latin1.form"), headers=FORM)
         [failed] = eventually(lambda: stored_replies(store, status="failed"), "the reply to fail")
         assert failed.attempts == jasmin_config.worker.max_attempts == len(sends(jasmin_api))
-        jasmin_api.answers["/send"] = SUCCESS
+        jasmin_api.route(ANY, "/send", SUCCESS)
         replay = client.post(f"/api/v1/failed/outbox-{failed.id}/replay", headers=bearer(admin_token))
         assert replay.status_code == 200
         eventually(lambda: stored_replies(store, status="done"), "the replayed reply to be sent")

@@ -15,7 +15,8 @@ from channels import kannel
 from channels.base import Reply
 from channels.gsm import is_gsm as is_gsm7
 from gateway.errors import ProviderError, ProviderRejected
-from tests.channels.sms_http_support import PAYLOADS, Canned, MemoryInbox, ProviderServer, app_with, make_context, run
+from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
+from tests.support.provider_api import Canned, ProviderApi
 
 SECRET = "s3cret"
 
@@ -180,10 +181,10 @@ def reply(text: str, our_number: str | None = "1708") -> Reply:
     )
 
 
-def send(api: ProviderServer, message: Reply) -> Any:
+def send(api: ProviderApi, message: Reply) -> Any:
     async def go() -> Any:
         async with httpx.AsyncClient() as http:
-            return await kannel.send(message, settings(sendsms_url=f"{api.base_url}/cgi-bin/sendsms"), http)
+            return await kannel.send(message, settings(sendsms_url=f"{api.url}/cgi-bin/sendsms"), http)
 
     return run(go())
 
@@ -194,11 +195,11 @@ def query_values(query: bytes) -> dict[str, bytes]:
 
 
 def test_gsm_reply_goes_to_sendsms_as_utf8_text() -> None:
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(status=202, body=b"0: Accepted for delivery")
         sent = send(api, reply("Laporan Anda diterima. No. LPR-7K3Q9X. Cek status: kirim STATUS LPR-7K3Q9X"))
     assert sent.provider_message_id is None
-    [call] = api.calls
+    [call] = api.requests
     assert (call.method, call.path) == ("GET", "/cgi-bin/sendsms")
     assert query_values(call.query) == {
         "username": b"lapor",
@@ -212,10 +213,10 @@ def test_gsm_reply_goes_to_sendsms_as_utf8_text() -> None:
 
 def test_non_gsm_reply_goes_as_ucs2_utf16be_octets() -> None:
     text = "Terima kasih 🙏 laporan LPR-7K3Q9X diterima"
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(status=202, body=b"0: Accepted for delivery")
         send(api, reply(text, our_number=None))
-    values = query_values(api.calls[0].query)
+    values = query_values(api.requests[0].query)
     assert (values["coding"], values["charset"]) == (b"2", b"UTF-16BE")
     assert values["text"] == text.encode("utf-16-be")
     assert "from" not in values  # Kannel then uses its global-sender
@@ -223,7 +224,7 @@ def test_non_gsm_reply_goes_as_ucs2_utf16be_octets() -> None:
 
 @pytest.mark.parametrize(("status", "error"), [(503, ProviderError), (500, ProviderError), (403, ProviderRejected)])
 def test_sendsms_failures_map_onto_retry_or_reject(status: int, error: type[Exception]) -> None:
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(status=status, body=b"Sending failed.")
         with pytest.raises(error):
             send(api, reply("halo"))

@@ -19,16 +19,10 @@ from channels.telegram.bot_api import enrich_with_bot, send_with_bot
 from channels.telegram.edge import poll
 from gateway.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from normalizer.types import ChannelMessage, Location
-from tests.channels.meta_rig import (
-    Canned,
-    FakeProviderApi,
-    MemoryInbox,
-    fake_provider_api,
-    make_context,
-    wait_until,
-)
+from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, wait_until
 from tests.channels.telegram_fakes import API_BASE, BOT_ID, TOKEN, fake_bot, sent_message
 from tests.support.fakes import Locks, MemoryState, SavedFiles
+from tests.support.provider_api import Canned, ProviderApi
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "telegram"
 SECRET = "rahasia-webhook_2026"
@@ -306,7 +300,7 @@ def bot_path(method: str) -> str:
     return f"/bot{TOKEN}/{method}"
 
 
-async def send_over_http(api: FakeProviderApi, message: Reply) -> Any:
+async def send_over_http(api: ProviderApi, message: Reply) -> Any:
     async with httpx.AsyncClient() as client:
         return await telegram.send(message, settings(api.url), client)
 

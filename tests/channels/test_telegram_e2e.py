@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from gateway.config import Config
 from gateway.context import DatabaseState
 from sinks.store.db import Store
-from tests.channels.meta_rig import Canned, FakeProviderApi, fake_provider_api
+from tests.channels.meta_rig import fake_provider_api
 from tests.channels.telegram_fakes import BOT_ID, TOKEN, sent_message
 from tests.channels.test_telegram import SECRET, payload
 from tests.support.e2e import (
@@ -28,6 +28,7 @@ from tests.support.e2e import (
     stored_inbox,
     stored_replies,
 )
+from tests.support.provider_api import Canned, ProviderApi
 
 PHOTO = b"\xff\xd8\xff\xe0 JFIF: a cracked village bridge"
 SEND = f"/bot{TOKEN}/sendMessage"
@@ -39,7 +40,7 @@ def ok(result: Any) -> Canned:
 
 
 @pytest.fixture
-def bot_api() -> Iterator[FakeProviderApi]:
+def bot_api() -> Iterator[ProviderApi]:
     with fake_provider_api() as api:
         api.route("POST", SEND, ok(sent_message(523901234, ACK_MESSAGE_ID, "ack")))
         file = {"file_id": "x", "file_unique_id": "y", "file_size": len(PHOTO), "file_path": "photos/file_7.jpg"}
@@ -50,7 +51,7 @@ def bot_api() -> Iterator[FakeProviderApi]:
 
 @pytest.fixture
 def gateway_client(
-    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], bot_api: FakeProviderApi
+    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], bot_api: ProviderApi
 ) -> Callable[..., TestClient]:
     def start(worker: dict[str, Any] | None = None, **telegram: Any) -> TestClient:
         block = {"enabled": True, "token": TOKEN, "secret_token": SECRET, "api_base": bot_api.url, **telegram}
@@ -64,12 +65,12 @@ def post_update(client: TestClient, body: bytes) -> int:
     return int(client.post("/webhooks/telegram", content=body, headers=headers).status_code)
 
 
-def sent_texts(api: FakeProviderApi) -> list[str]:
+def sent_texts(api: ProviderApi) -> list[str]:
     return [request.form()["text"] for request in api.seen("POST", SEND)]
 
 
 def test_photo_update_becomes_one_complaint_with_its_photo_and_the_tracking_id_reaches_the_chat(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_update(client, payload("photo_with_caption.json")) == 200
@@ -88,7 +89,7 @@ def test_photo_update_becomes_one_complaint_with_its_photo_and_the_tracking_id_r
 
 
 def test_redeliveries_and_concurrent_copies_make_one_complaint(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     body = payload("text.json")
     check_copies_make_one_complaint(
@@ -97,7 +98,7 @@ def test_redeliveries_and_concurrent_copies_make_one_complaint(
 
 
 def test_status_command_answers_with_the_complaints_status(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_update(client, payload("text.json")) == 200
@@ -112,7 +113,7 @@ def test_status_command_answers_with_the_complaints_status(
 
 
 def test_start_command_gets_the_help_text_and_no_complaint(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_update(client, payload("command_start.json")) == 200
@@ -122,7 +123,7 @@ def test_start_command_gets_the_help_text_and_no_complaint(
 
 
 def test_album_parts_join_the_complaint_the_first_part_opened(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_update(client, payload("album_part_1.json")) == 200
@@ -137,7 +138,7 @@ def test_album_parts_join_the_complaint_the_first_part_opened(
 
 
 def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client(followup_window_minutes=0) as client:
         assert post_update(client, payload("text.json")) == 200
@@ -150,7 +151,7 @@ def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window
 
 
 def test_bot_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     failure = Canned.json({"ok": False, "error_code": 500, "description": "Internal Server Error"}, status=500)
     bot_api.route("POST", SEND, failure, ok(sent_message(523901234, 130, "ack")))
@@ -161,7 +162,7 @@ def test_bot_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
 
 
 def test_polling_mode_takes_updates_from_get_updates_into_one_complaint_each(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     update = json.loads(payload("text.json"))
     bot_api.route("POST", f"/bot{TOKEN}/deleteWebhook", ok(True))
@@ -179,7 +180,7 @@ def test_polling_mode_takes_updates_from_get_updates_into_one_complaint_each(
 
 
 def test_location_sent_after_the_complaint_joins_it_with_its_coordinates(
-    gateway_client: Callable[..., TestClient], bot_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], bot_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_update(client, payload("text.json")) == 200

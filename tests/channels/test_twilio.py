@@ -17,17 +17,9 @@ from channels import twilio
 from channels.base import Receipt, Reply
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
 from normalizer.types import Location
-from tests.channels.sms_http_support import (
-    PAYLOADS,
-    Canned,
-    MemoryInbox,
-    ProviderServer,
-    app_with,
-    free_port,
-    make_context,
-    run,
-)
+from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, free_port, make_context, run
 from tests.support.fakes import SavedFiles
+from tests.support.provider_api import ANY, Canned, ProviderApi
 
 ACCOUNT_SID = "AC3f1b2c4d5e6f708192a3b4c5d6e7f801"
 AUTH_TOKEN = "12345678901234567890123456789012"
@@ -280,18 +272,18 @@ def test_store_failure_answers_try_again() -> None:
 
 def test_enrich_downloads_media_with_basic_auth_following_the_redirect() -> None:
     jpeg = b"\xff\xd8\xff\xe0 fake jpeg bytes"
-    with ProviderServer() as api:
-        api.answers["/Media/ME1"] = Canned(status=307, headers={"Location": f"{api.base_url}/store/ME1"})
-        api.answers["/store/ME1"] = Canned(body=jpeg, content_type="image/jpeg")
-        api.answers["/Media/ME2"] = Canned(status=404, body=b'{"code": 20404}', content_type="application/json")
+    with ProviderApi() as api:
+        api.route(ANY, "/Media/ME1", Canned(status=307, headers={"Location": f"{api.url}/store/ME1"}))
+        api.route(ANY, "/store/ME1", Canned(body=jpeg, content_type="image/jpeg"))
+        api.route(ANY, "/Media/ME2", Canned(status=404, body=b'{"code": 20404}', content_type="application/json"))
         [message] = twilio.parse(payload("whatsapp_image.form"), {})
         message = replace(
             message,
             extra={
                 **message.extra,
                 "media": [
-                    {"url": f"{api.base_url}/Media/ME1", "content_type": "image/jpeg"},
-                    {"url": f"{api.base_url}/Media/ME2", "content_type": "image/png"},
+                    {"url": f"{api.url}/Media/ME1", "content_type": "image/jpeg"},
+                    {"url": f"{api.url}/Media/ME2", "content_type": "image/png"},
                 ],
             },
         )
@@ -306,14 +298,14 @@ def test_enrich_downloads_media_with_basic_auth_following_the_redirect() -> None
     assert (attachment.filename, attachment.content_type, attachment.size) == ("ME1.jpg", "image/jpeg", len(jpeg))
     assert saved.blobs[attachment.sha256] == jpeg
     expected_auth = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-    assert api.calls[0].headers["authorization"] == expected_auth
+    assert api.requests[0].headers["authorization"] == expected_auth
 
 
 def test_enrich_media_server_error_is_retryable() -> None:
-    with ProviderServer() as api:
-        api.answers["/Media/ME1"] = Canned(status=502)
+    with ProviderApi() as api:
+        api.route(ANY, "/Media/ME1", Canned(status=502))
         [message] = twilio.parse(payload("whatsapp_image.form"), {})
-        message = replace(message, extra={"media": [{"url": f"{api.base_url}/Media/ME1", "content_type": None}]})
+        message = replace(message, extra={"media": [{"url": f"{api.url}/Media/ME1", "content_type": None}]})
 
         async def go() -> Any:
             async with httpx.AsyncClient() as http:
@@ -338,25 +330,29 @@ def reply(to: str = "+6281234567890", our_number: str | None = "+14155550123") -
     )
 
 
-def send(api: ProviderServer, message: Reply) -> Any:
+def send(api: ProviderApi, message: Reply) -> Any:
     async def go() -> Any:
         async with httpx.AsyncClient() as http:
-            return await twilio.send(message, settings(api_base=api.base_url), http)
+            return await twilio.send(message, settings(api_base=api.url), http)
 
     return run(go())
 
 
 def test_send_posts_the_reply_to_the_messages_api_from_the_number_the_citizen_wrote_to() -> None:
     path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-    with ProviderServer() as api:
-        api.answers[path] = Canned(
-            status=201,
-            body=b'{"sid": "SMf00dfeed00000000000000000000beef", "status": "queued"}',
-            content_type="application/json",
+    with ProviderApi() as api:
+        api.route(
+            ANY,
+            path,
+            Canned(
+                status=201,
+                body=b'{"sid": "SMf00dfeed00000000000000000000beef", "status": "queued"}',
+                content_type="application/json",
+            ),
         )
         sent = send(api, reply(to="whatsapp:+6281398765432", our_number="whatsapp:+14155238886"))
     assert sent.provider_message_id == "SMf00dfeed00000000000000000000beef"
-    [call] = api.calls
+    [call] = api.requests
     assert (call.method, call.path) == ("POST", path)
     assert dict(parse_qsl(call.body.decode())) == {
         "To": "whatsapp:+6281398765432",
@@ -377,7 +373,7 @@ def test_send_posts_the_reply_to_the_messages_api_from_the_number_the_citizen_wr
     ],
 )
 def test_send_maps_api_failures_onto_retry_or_reject(status: int, error: type[Exception]) -> None:
-    with ProviderServer() as api:
+    with ProviderApi() as api:
         api.default = Canned(status=status, body=b'{"code": 21211, "message": "nope"}', content_type="application/json")
         with pytest.raises(error):
             send(api, reply())
@@ -397,9 +393,9 @@ def test_send_to_an_unreachable_api_is_retryable() -> None:
 
 
 def test_send_without_our_number_is_rejected_for_good() -> None:
-    with ProviderServer() as api, pytest.raises(ProviderRejected):
+    with ProviderApi() as api, pytest.raises(ProviderRejected):
         send(api, reply(our_number=None))
-    assert api.calls == []
+    assert api.requests == []
 
 
 # --- settings ------------------------------------------------------------------------------------------

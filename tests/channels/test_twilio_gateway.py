@@ -14,21 +14,25 @@ from fastapi.testclient import TestClient
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.sms_http_support import PAYLOADS, Canned, ProviderServer, serve_app
+from tests.channels.sms_http_support import PAYLOADS, serve_app
 from tests.channels.test_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, sign
 from tests.conftest import bearer
 from tests.support.e2e import complaint_records, eventually, inbox_count, post_at_once, stored_inbox, stored_replies
+from tests.support.provider_api import ANY, Canned, ProviderApi
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REPLY_SID = "SMfeedface0000000000000000000000aa"
 TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+SENT = Canned(
+    status=201, body=b'{"sid": "%s", "status": "queued"}' % REPLY_SID.encode(), content_type="application/json"
+)
 ACK = "Laporan Anda diterima. No. {0}. Cek status: kirim STATUS {0}"
 
 
-def payload(name: str, api: ProviderServer | None = None) -> bytes:
+def payload(name: str, api: ProviderApi | None = None) -> bytes:
     raw = (PAYLOADS / "twilio" / name).read_bytes()
     if api is not None:  # media URLs point at the stand-in API instead of api.twilio.com
-        raw = raw.replace(quote("https://api.twilio.com", safe="").encode(), quote(api.base_url, safe="").encode())
+        raw = raw.replace(quote("https://api.twilio.com", safe="").encode(), quote(api.url, safe="").encode())
     return raw
 
 
@@ -41,15 +45,13 @@ def headers_for(body: bytes) -> dict[str, str]:
 
 @pytest.fixture
 def twilio_api() -> Any:
-    with ProviderServer() as api:
-        api.answers[MESSAGES_PATH] = Canned(
-            status=201, body=b'{"sid": "%s", "status": "queued"}' % REPLY_SID.encode(), content_type="application/json"
-        )
+    with ProviderApi() as api:
+        api.route(ANY, MESSAGES_PATH, SENT)
         yield api
 
 
 @pytest.fixture
-def twilio_config(make_config: Callable[..., Config], twilio_api: ProviderServer) -> Config:
+def twilio_config(make_config: Callable[..., Config], twilio_api: ProviderApi) -> Config:
     return make_config(
         http={"public_url": PUBLIC_URL},
         channels={
@@ -57,18 +59,18 @@ def twilio_config(make_config: Callable[..., Config], twilio_api: ProviderServer
                 "enabled": True,
                 "account_sid": ACCOUNT_SID,
                 "auth_token": AUTH_TOKEN,
-                "api_base": twilio_api.base_url,
+                "api_base": twilio_api.url,
             }
         },
     )
 
 
-def replies_sent(api: ProviderServer) -> list[dict[str, str]]:
-    return [dict(parse_qsl(call.body.decode())) for call in api.calls if call.path == MESSAGES_PATH]
+def replies_sent(api: ProviderApi) -> list[dict[str, str]]:
+    return [dict(parse_qsl(call.body.decode())) for call in api.requests if call.path == MESSAGES_PATH]
 
 
 def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
-    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderServer
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderApi
 ) -> None:
     body = payload("sms_basic.form")
     with running_client(twilio_config) as client:
@@ -91,11 +93,13 @@ def test_sms_becomes_a_complaint_and_the_ack_goes_back_through_twilio(
 
 
 def test_whatsapp_message_keeps_profile_name_and_downloads_media(
-    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderServer
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderApi
 ) -> None:
     jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF sampah di pasar"
     media_path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM7d6c5b4a39281706f5e4d3c2b1a09f8e/Media/"
-    twilio_api.answers[media_path + "ME1a2b3c4d5e6f708192a3b4c5d6e7f809"] = Canned(body=jpeg, content_type="image/jpeg")
+    twilio_api.route(
+        ANY, media_path + "ME1a2b3c4d5e6f708192a3b4c5d6e7f809", Canned(body=jpeg, content_type="image/jpeg")
+    )
     body = payload("whatsapp_image.form", twilio_api)
     with running_client(twilio_config) as client:
         assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
@@ -115,7 +119,7 @@ def test_whatsapp_message_keeps_profile_name_and_downloads_media(
         }
     ]
     assert (Path(twilio_config.data_dir) / "attachments" / digest[:2] / digest).read_bytes() == jpeg
-    [media_call] = [call for call in twilio_api.calls if call.path.startswith(media_path)]
+    [media_call] = [call for call in twilio_api.requests if call.path.startswith(media_path)]
     assert media_call.headers["authorization"].startswith("Basic ")
     [sent] = replies_sent(twilio_api)
     assert (sent["To"], sent["From"]) == ("whatsapp:+6281398765432", "whatsapp:+14155238886")
@@ -134,7 +138,7 @@ def test_forged_signature_stores_nothing(
 
 
 def test_redelivered_and_concurrent_copies_make_one_complaint_and_each_gets_twiml(
-    twilio_config: Config, store: Store, twilio_api: ProviderServer
+    twilio_config: Config, store: Store, twilio_api: ProviderApi
 ) -> None:
     body = payload("sms_unicode.form")
     with serve_app(create_app(Gateway(twilio_config, store)), lifespan=True) as base_url:
@@ -155,11 +159,10 @@ def test_api_500_keeps_the_reply_for_retry_then_failed_then_replayable(
     twilio_config: Config,
     store: Store,
     running_client: Callable[[Config], TestClient],
-    twilio_api: ProviderServer,
+    twilio_api: ProviderApi,
     admin_token: str,
 ) -> None:
-    ok = twilio_api.answers[MESSAGES_PATH]
-    twilio_api.answers[MESSAGES_PATH] = Canned(status=500, body=b'{"code": 20500}', content_type="application/json")
+    twilio_api.route(ANY, MESSAGES_PATH, Canned(status=500, body=b'{"code": 20500}', content_type="application/json"))
     body = payload("sms_basic.form")
     with running_client(twilio_config) as client:
         assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
@@ -170,7 +173,7 @@ def test_api_500_keeps_the_reply_for_retry_then_failed_then_replayable(
         listed = client.get("/api/v1/failed", headers=bearer(admin_token)).json()["items"]
         assert f"outbox-{failed.id}" in [item["id"] for item in listed]
 
-        twilio_api.answers[MESSAGES_PATH] = ok
+        twilio_api.route(ANY, MESSAGES_PATH, SENT)
         replayed = client.post(f"/api/v1/failed/outbox-{failed.id}/replay", headers=bearer(admin_token))
         assert replayed.status_code == 200
         [sent] = eventually(lambda: stored_replies(store, status="done"), "the replayed reply to be sent")

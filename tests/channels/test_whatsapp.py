@@ -17,15 +17,9 @@ from channels.base import Reply
 from channels.whatsapp import WhatsAppSettings, inbox_items, parse, receipts, sign
 from gateway.errors import AuthError, IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from normalizer.types import ChannelMessage, Location
-from tests.channels.meta_rig import (
-    Canned,
-    FakeProviderApi,
-    MemoryInbox,
-    fake_provider_api,
-    make_context,
-    unreachable_url,
-)
+from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, unreachable_url
 from tests.support.fakes import SavedFiles
+from tests.support.provider_api import Canned, ProviderApi
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "meta"
 APP_SECRET = "6b1f0e0c9d2a4e31a5c7"
@@ -380,7 +374,7 @@ SENT = Canned.json(
 )
 
 
-async def send_via(api: FakeProviderApi, message: Reply) -> Any:
+async def send_via(api: ProviderApi, message: Reply) -> Any:
     async with httpx.AsyncClient() as client:
         return await whatsapp.send(message, settings(api.url), client)
 
@@ -436,12 +430,12 @@ def test_unreachable_graph_api_is_a_retryable_provider_error() -> None:
         asyncio.run(attempt())
 
 
-async def enrich_via(api: FakeProviderApi, msg: ChannelMessage, files: SavedFiles) -> ChannelMessage:
+async def enrich_via(api: ProviderApi, msg: ChannelMessage, files: SavedFiles) -> ChannelMessage:
     async with httpx.AsyncClient() as http:
         return await whatsapp.enrich(msg, settings(api.url), make_context(http, files=files))
 
 
-def media_routes(api: FakeProviderApi, media_id: str, data: bytes, mime: str) -> None:
+def media_routes(api: ProviderApi, media_id: str, data: bytes, mime: str) -> None:
     lookup = {"url": f"{api.url}/whatsapp_business/attachments/?mid={media_id}&ext=1&hash=x", "mime_type": mime}
     api.route("GET", f"/v21.0/{media_id}", Canned.json({**lookup, "id": media_id, "file_size": len(data)}))
     api.route("GET", "/whatsapp_business/attachments/", Canned(body=data, content_type=mime))

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from channels.whatsapp import sign
 from gateway.config import Config
 from sinks.store.db import Store
-from tests.channels.meta_rig import Canned, FakeProviderApi, fake_provider_api
+from tests.channels.meta_rig import fake_provider_api
 from tests.channels.test_whatsapp import APP_SECRET, MESSAGES_PATH, SENT, media_routes, payload
 from tests.support.e2e import (
     check_copies_make_one_complaint,
@@ -27,13 +27,14 @@ from tests.support.e2e import (
     stored_inbox,
     stored_replies,
 )
+from tests.support.provider_api import Canned, ProviderApi
 
 PHOTO = b"\xff\xd8\xff\xe0 JFIF: rubbish piling up at the TPS"
 SENT_WAMID = "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjQ4RTk2QjE0QzQ2QjA0QkI4RQA="
 
 
 @pytest.fixture
-def graph_api() -> Iterator[FakeProviderApi]:
+def graph_api() -> Iterator[ProviderApi]:
     with fake_provider_api() as api:
         api.route("POST", MESSAGES_PATH, SENT)
         media_routes(api, "1003383421387256", PHOTO, "image/jpeg")
@@ -42,7 +43,7 @@ def graph_api() -> Iterator[FakeProviderApi]:
 
 @pytest.fixture
 def gateway_client(
-    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], graph_api: FakeProviderApi
+    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], graph_api: ProviderApi
 ) -> Callable[..., TestClient]:
     def start(worker: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
         whatsapp = {
@@ -65,7 +66,7 @@ def post_signed(client: TestClient, body: bytes) -> int:
 
 
 def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_reaches_the_chat(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, payload("image_with_caption.json")) == 200
@@ -83,7 +84,7 @@ def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_
 
 
 def test_redeliveries_and_concurrent_copies_make_one_complaint(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     body = payload("text.json")
     check_copies_make_one_complaint(
@@ -92,7 +93,7 @@ def test_redeliveries_and_concurrent_copies_make_one_complaint(
 
 
 def test_graph_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     graph_api.route("POST", MESSAGES_PATH, Canned.json({"error": {"message": "unavailable"}}, status=500), SENT)
     with gateway_client(worker={"backoff_initial_s": 600, "backoff_max_s": 600}) as client:
@@ -104,7 +105,7 @@ def test_graph_api_500_leaves_the_reply_in_the_outbox_and_it_goes_out_on_retry(
 
 
 def test_statuses_update_the_reply_they_belong_to_and_make_no_complaint(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, payload("text.json")) == 200
@@ -118,7 +119,7 @@ def test_statuses_update_the_reply_they_belong_to_and_make_no_complaint(
 
 
 def test_two_messages_in_one_notification_become_two_complaints_each_answered(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, payload("multi_message.json")) == 200
@@ -130,7 +131,7 @@ def test_two_messages_in_one_notification_become_two_complaints_each_answered(
 
 
 def test_sticker_gets_the_help_text_and_no_complaint(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, payload("sticker.json")) == 200
@@ -164,7 +165,7 @@ def test_signed_malformed_json_is_refused_without_a_row(
 
 
 def test_user_without_phone_gets_a_complaint_without_phone_and_the_reply_by_business_scoped_id(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, payload("username_only_sender.json")) == 200
@@ -176,7 +177,7 @@ def test_user_without_phone_gets_a_complaint_without_phone_and_the_reply_by_busi
 
 
 def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window(
-    gateway_client: Callable[..., TestClient], graph_api: FakeProviderApi, store: Store
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client(followup_window_minutes=0) as client:
         assert post_signed(client, payload("text.json")) == 200
