@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from normalizer.types import Attachment, ChannelMessage
 
@@ -33,6 +33,8 @@ class ChannelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
+    # The channels page warns when a channel that usually flows has been quiet this long (None: the default).
+    silence_alert_minutes: int | None = Field(default=None, ge=1)
 
 
 @dataclass(frozen=True)

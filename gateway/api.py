@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels import manual
-from gateway import entry, logs, replay
+from gateway import audit, entry, logs, replay
 from gateway.auth import Principal
 from gateway.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
@@ -155,10 +155,12 @@ def replay_failed(request: Request, principal: Admin, failed_id: str, dry_run: b
     ref = _ref(failed_id)
     if dry_run:
         try:
-            return {"dry_run": True, **replay.preview(gateway.store, gateway.config, ref)}
+            view = replay.preview(gateway.store, gateway.config, ref)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
-    if not replay.replay(gateway.store, ref):
+        audit.record(gateway.store, principal.name, audit.DRY_RUN, str(ref), audit.PREVIEWED, {})
+        return {"dry_run": True, **view}
+    if not audit.audited_replay(gateway.store, ref, principal.name):
         raise HTTPException(409, f"{ref} is not in the failed list")
     log.info(logs.REPLAY_REQUESTED, ref=str(ref), by=principal.name)
     gateway.worker.wake.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import cli_web, replay
+from gateway import audit, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
 from gateway.errors import ConfigError
@@ -247,7 +248,8 @@ def failed_replay(
             err.print(str(exc))
             raise typer.Exit(1) from None
         return
-    if not replay.replay(store, ref):
+    # The audit log names who replayed: the operator's login on this machine.
+    if not audit.audited_replay(store, ref, f"cli:{getpass.getuser()}"):
         err.print(f"{ref} is not in the failed list")
         raise typer.Exit(1)
     out.print(f"{ref} is pending again")

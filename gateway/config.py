@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -39,6 +40,15 @@ class HttpConfig(_Section):
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     timezone: str = "Asia/Jakarta"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Jakarta)") from None
+        return value
 
     @field_validator("public_url")
     @classmethod

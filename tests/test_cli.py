@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from channels.base import InboxItem
 from gateway.app import Gateway
+from gateway.audit import REPLAY
+from gateway.audit import recent as recent_audit
 from gateway.auth import authenticate
 from gateway.cli import app
 from gateway.errors import AuthError
@@ -93,6 +95,9 @@ def test_failed_list_show_and_replay(config_path: Path, gateway: Gateway) -> Non
     assert shown["raw_text"] == '{"source": "phone"}' and "body" in shown["error"]
     assert "PayloadError" in run(config_path, "failed", "replay", "inbox-1", "--dry-run")
     assert "pending again" in run(config_path, "failed", "replay", "inbox-1")
+    [entry] = recent_audit(gateway.store)
+    assert (entry.action, entry.target, entry.result) == (REPLAY, "inbox-1", "pending")
+    assert entry.actor.startswith("cli:")
     assert json.loads(run(config_path, "failed", "list", "--format", "json")) == []
     again = runner.invoke(app, ["--config", str(config_path), "failed", "replay", "inbox-1"])
     assert again.exit_code == 1

@@ -25,6 +25,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("databse: {}\n", "config: databse is not a known key"),
         ("http:\n  port: seventy\n", "config: http.port: Input should be a valid integer"),
         ("http:\n  public_url: example.org\n", "config: http.public_url: Value error, must start with http"),
+        ("http:\n  timezone: Asia/Jakrta\n", "config: http.timezone: Value error, 'Asia/Jakrta' is not a time zone"),
         ("worker:\n  max_attempts: 0\n", "config: worker.max_attempts: Input should be greater than or equal to 1"),
         ("channels:\n  pigeon: {}\n", "config: channels.pigeon is not a known channel"),
         ("channels:\n  manual:\n    enabld: true\n", "config: channels.manual.enabld is not a known key"),

@@ -14,13 +14,15 @@ from sqlmodel import col
 
 from channels.base import InboxItem
 from gateway.app import Gateway
+from gateway.audit import DRY_RUN, REPLAY
+from gateway.audit import recent as recent_audit
 from gateway.config import Config
 from gateway.replay import parse_ref, preview, replay
 from gateway.worker import claim
 from sinks.store.db import Store
 from sinks.store.models import DONE, FAILED, PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage, utcnow
 from tests.conftest import bearer
-from tests.support.recorder import Recorder, recording_server
+from tests.support.provider_api import Canned, ProviderApi
 
 ENTRY = {"body": "Jembatan retak di Desa Sukamaju", "source": "radio", "category": "jalan"}
 
@@ -123,13 +125,13 @@ def test_claims_by_two_workers_never_overlap(started: Gateway) -> None:
 
 
 @pytest.fixture
-def sink() -> Iterator[Recorder]:
-    with recording_server() as recorder:
-        yield recorder
+def sink() -> Iterator[ProviderApi]:
+    with ProviderApi(default=Canned.json({})) as api:
+        yield api
 
 
 @pytest.fixture
-def forwarding(make_config: Callable[..., Config], store: Store, sink: Recorder) -> Iterator[Gateway]:
+def forwarding(make_config: Callable[..., Config], store: Store, sink: ProviderApi) -> Iterator[Gateway]:
     config = make_config(sinks=[{"name": "lapor-pusat", "url": f"{sink.url}/complaints"}])
     gateway = Gateway(config, store)
     gateway.inbox.start()
@@ -147,38 +149,38 @@ def forward_entry(gateway: Gateway) -> OutboxMessage:
 
 
 def test_new_complaints_are_forwarded_with_the_tracking_id_as_idempotency_key(
-    forwarding: Gateway, sink: Recorder
+    forwarding: Gateway, sink: ProviderApi
 ) -> None:
     row = forward_entry(forwarding)
 
-    [call] = sink.calls
+    [call] = sink.requests
     record = call.json()
     assert call.path == "/complaints"
-    assert call.headers["Idempotency-Key"] == record["tracking_id"]
+    assert call.headers["idempotency-key"] == record["tracking_id"]
     assert record["body"] == ENTRY["body"]
     assert (row.status, row.kind, row.target, row.attempts) == (DONE, "forward", "lapor-pusat", 1)
 
 
-def test_a_failing_sink_is_retried_then_dead_lettered_then_replayed(forwarding: Gateway, sink: Recorder) -> None:
-    sink.default_status = 500
+def test_a_failing_sink_is_retried_then_dead_lettered_then_replayed(forwarding: Gateway, sink: ProviderApi) -> None:
+    sink.default = Canned.json({}, status=500)
     row = forward_entry(forwarding)
     assert row.status == FAILED
-    assert row.attempts == forwarding.config.worker.max_attempts == len(sink.calls)
+    assert row.attempts == forwarding.config.worker.max_attempts == len(sink.requests)
     assert row.error_type == "ProviderError"
     assert "500" in (row.last_error or "")
 
-    sink.default_status = 200
+    sink.default = Canned.json({}, status=200)
     assert replay(forwarding.store, parse_ref(f"outbox-{row.id}"))
     asyncio.run(forwarding.worker.run_until_idle())
     with forwarding.store.read() as session:
         assert session.get(OutboxMessage, row.id).status == DONE  # type: ignore[union-attr]
     assert count(forwarding.store, Complaint) == 1
-    keys = {call.headers["Idempotency-Key"] for call in sink.calls}
+    keys = {call.headers["idempotency-key"] for call in sink.requests}
     assert len(keys) == 1  # every try carried the same key
 
 
-def test_a_refusing_sink_is_dead_lettered_without_retries(forwarding: Gateway, sink: Recorder) -> None:
-    sink.default_status = 422
+def test_a_refusing_sink_is_dead_lettered_without_retries(forwarding: Gateway, sink: ProviderApi) -> None:
+    sink.default = Canned.json({}, status=422)
     row = forward_entry(forwarding)
     assert (row.status, row.attempts, row.error_type) == (FAILED, 1, "ProviderRejected")
 
@@ -201,6 +203,8 @@ def test_admin_sees_failed_messages_and_replays_them(client: TestClient, gateway
 
     replayed = client.post(f"/api/v1/failed/{failed}/replay", headers=bearer(admin_token))
     assert replayed.status_code == 200 and replayed.json()["status"] == PENDING
+    audit_trail = [(entry.actor, entry.action, entry.target) for entry in recent_audit(gateway.store)]
+    assert audit_trail[:2] == [("rina", REPLAY, failed), ("rina", DRY_RUN, failed)]
     again = client.post(f"/api/v1/failed/{failed}/replay", headers=bearer(admin_token))
     assert again.status_code in (200, 409)
     assert client.get("/api/v1/failed/inbox-99999", headers=bearer(admin_token)).status_code == 404
