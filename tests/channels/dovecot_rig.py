@@ -26,6 +26,8 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from tests.support.server import free_port
+
 USERNAME = "pelapor"
 PASSWORD = "rahasia-uji"  # a throwaway test secret, valid only inside the temp rig
 # What Dovecot 2.3 advertises after login, minus IDLE and MOVE: the poller must poll and COPY+EXPUNGE.
@@ -52,13 +54,6 @@ def ensure_dovecot() -> str:
     if not version.startswith("2.3"):
         raise RuntimeError(f"dovecot_rig writes a Dovecot 2.3 configuration; found {version.strip()}")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
-from tests.channels.sms_http_support import free_port
+from tests.support.server import free_port
 
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 SENDSMS_USER = "lapor"

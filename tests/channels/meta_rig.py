@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,14 +21,12 @@ import httpx
 from channels.base import Accepted, ChannelContext, InboxItem
 from tests.support.fakes import Locks, MemoryState, SavedFiles
 from tests.support.provider_api import Canned, ProviderApi
+from tests.support.server import free_port
 
 
 def unreachable_url() -> str:
     """A loopback URL nothing listens on: a port bound, then released."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @contextmanager

@@ -8,7 +8,6 @@ dedup key), ``serve_app`` runs an ASGI app under uvicorn on a free loopback port
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,14 +21,9 @@ from fastapi import APIRouter, FastAPI
 
 from channels.base import Accepted, ChannelContext, InboxItem
 from tests.support.fakes import Locks, MemoryState, SavedFiles
+from tests.support.server import free_port
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "payloads"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class MemoryInbox:

@@ -18,9 +18,10 @@ from channels.email.smtp import SmtpSettings
 from gateway.config import Config
 from sinks.store.db import Store
 from sinks.store.models import InboxMessage
-from tests.channels.dovecot_rig import free_port, running_dovecot
+from tests.channels.dovecot_rig import running_dovecot
 from tests.channels.email_rig import CapturingRelay, running_relay
 from tests.support.e2e import api_complaints, eventually, stored_outbox
+from tests.support.server import free_port
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "email"
 OUR_ADDRESS = "lapor@kota.go.id"

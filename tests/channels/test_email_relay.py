@@ -14,8 +14,9 @@ from channels.email import imap, smtp
 from channels.email.mime import parse_mail
 from channels.email.relay import RelaySettings, acknowledgement_subject, build_acknowledgement
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
-from tests.channels.dovecot_rig import free_port, self_signed_certificate
+from tests.channels.dovecot_rig import self_signed_certificate
 from tests.channels.email_rig import running_relay
+from tests.support.server import free_port
 
 ACK_TEXT = "Laporan Anda diterima. No. LPR-7K3Q9X. Cek status: kirim STATUS LPR-7K3Q9X"
 

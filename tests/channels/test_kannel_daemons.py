@@ -12,7 +12,8 @@ import pytest
 from channels import kannel
 from channels.base import InboxItem, Reply
 from tests.channels.kannel_rig import SENDSMS_PASSWORD, SENDSMS_USER, KannelRig
-from tests.channels.sms_http_support import MemoryInbox, app_with, free_port, make_context, run, serve_app
+from tests.channels.sms_http_support import MemoryInbox, app_with, make_context, run, serve_app
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 

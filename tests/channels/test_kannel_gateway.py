@@ -12,8 +12,9 @@ from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
 from tests.channels.kannel_rig import SENDSMS_PASSWORD, SENDSMS_USER, KannelRig, MtMessage
-from tests.channels.sms_http_support import free_port, serve_app
+from tests.channels.sms_http_support import serve_app
 from tests.support.e2e import complaint_records, eventually, stored_inbox
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 

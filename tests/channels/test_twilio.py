@@ -17,9 +17,10 @@ from channels import twilio
 from channels.base import Receipt, Reply
 from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
 from normalizer.types import Location
-from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, free_port, make_context, run
+from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
 from tests.support.fakes import SavedFiles
 from tests.support.provider_api import ANY, Canned, ProviderApi
+from tests.support.server import free_port
 
 ACCOUNT_SID = "AC3f1b2c4d5e6f708192a3b4c5d6e7f801"
 AUTH_TOKEN = "12345678901234567890123456789012"
