@@ -144,7 +144,7 @@ def forward_entry(gateway: Gateway) -> OutboxMessage:
     accept(gateway, json.dumps(ENTRY).encode())
     asyncio.run(gateway.worker.run_until_idle())
     with gateway.store.read() as session:
-        [row] = session.execute(select(OutboxMessage)).scalars()
+        row: OutboxMessage = session.execute(select(OutboxMessage)).scalars().one()
     return row
 
 
