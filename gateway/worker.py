@@ -42,6 +42,7 @@ from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.types import ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
+from sinks.store.batch import BatchWrites, LeaseLost, finish
 from sinks.store.db import Store
 from sinks.store.models import (
     DONE,
@@ -92,46 +93,32 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
     )
     if store.is_postgres:
         due = due.with_for_update(skip_locked=True)
+    claimed = (
+        update(table)
+        .where(table.id.in_(due.scalar_subquery()))
+        .values(status=PROCESSING, claim_token=token, lease_until=now + timedelta(seconds=lease_s))
+        .returning(table)
+    )
     with store.write() as session:
-        ids = list(session.execute(due).scalars())
-        if not ids:
-            return []
-        session.execute(
-            update(table)
-            .where(table.id.in_(ids))
-            .values(status=PROCESSING, claim_token=token, lease_until=now + timedelta(seconds=lease_s))
-        )
-        rows = list(session.execute(select(table).where(table.id.in_(ids)).order_by(table.id)).scalars())
+        rows: list[Row] = sorted(session.execute(claimed).scalars(), key=lambda row: row.id or 0)
     return rows
-
-
-def _still_ours(session: Session, row: InboxMessage | OutboxMessage) -> bool:
-    """Re-read the row under the write lock: a worker whose lease ran out must not finish it."""
-    table: Any = type(row)
-    current = session.execute(select(table.claim_token, table.status).where(table.id == row.id)).one_or_none()
-    return current is not None and current.claim_token == row.claim_token and current.status == PROCESSING
 
 
 def _record_failure(
     session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
 ) -> tuple[str, bool]:
     error_type, message, retryable = describe_error(exc)
-    table: Any = type(row)
     attempts = row.attempts + 1
     give_up = not retryable or attempts >= config.worker.max_attempts
     delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
-    session.execute(
-        update(table)
-        .where(table.id == row.id)
-        .values(
-            status=FAILED if give_up else PENDING,
-            attempts=attempts,
-            last_error=message,
-            error_type=error_type,
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
-            lease_until=None,
-            claim_token=None,
-        )
+    finish(
+        session,
+        row,
+        status=FAILED if give_up else PENDING,
+        attempts=attempts,
+        last_error=message,
+        error_type=error_type,
+        next_attempt_at=utcnow() + timedelta(seconds=delay),
     )
     return message, give_up
 
@@ -216,27 +203,16 @@ class Worker:
         return result
 
     def _store_batch(self, batch: Sequence[Parsed]) -> list[Completion]:
-        completions: list[Completion] = []
         stored_at = utcnow()
-        with self.store.write() as session:
-            for parsed in batch:
-                row = parsed.row
-                if not _still_ours(session, row):
-                    continue
-                if parsed.error is None:
-                    try:
-                        with session.begin_nested():
-                            completions.append(self._store_row(session, parsed, stored_at))
-                        continue
-                    except Exception as exc:
-                        parsed.error = exc
-                message, gave_up = _record_failure(session, row, parsed.error, self.config)
-                _, _, retryable = describe_error(parsed.error)
-                self.metrics.failed.labels(row.channel, row.provider, str(retryable).lower()).inc()
-                event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
-                log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
-                if gave_up:
-                    completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
+        try:
+            # Fast path: the batch in one transaction, no savepoints, no look-before-insert.
+            with self.store.write() as session:
+                completions = self._write_batch(session, batch, stored_at, careful=False)
+        except Exception:
+            # A surprise (a tracking-id collision, a replayed row, a lost lease, a row that will not
+            # store): do it again with a savepoint per row, so one row's trouble stays its own.
+            with self.store.write() as session:
+                completions = self._write_batch(session, batch, stored_at, careful=True)
         for parsed in batch:
             if parsed.error is None and parsed.ignored is None:
                 latency = (stored_at - parsed.row.received_at).total_seconds()
@@ -244,11 +220,48 @@ class Worker:
                 self.metrics.processed.labels(parsed.row.channel, parsed.row.provider).inc()
         return completions
 
-    def _store_row(self, session: Session, parsed: Parsed, stored_at: datetime) -> Completion:
+    def _write_batch(
+        self, session: Session, batch: Sequence[Parsed], stored_at: datetime, careful: bool
+    ) -> list[Completion]:
+        completions: list[Completion] = []
+        writes = BatchWrites(session, careful)
+        for parsed in batch:
+            row = parsed.row
+            if parsed.error is None:
+                try:
+                    if careful:
+                        with session.begin_nested():
+                            completions.append(self._store_row(writes, parsed, stored_at))
+                    else:
+                        completions.append(self._store_row(writes, parsed, stored_at))
+                    continue
+                except LeaseLost:
+                    if not careful:
+                        raise
+                    continue
+                except Exception as exc:
+                    if not careful:
+                        raise
+                    parsed.error = exc
+            try:
+                message, gave_up = _record_failure(session, row, parsed.error, self.config)
+            except LeaseLost:
+                continue
+            _, _, retryable = describe_error(parsed.error)
+            self.metrics.failed.labels(row.channel, row.provider, str(retryable).lower()).inc()
+            event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
+            log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
+            if gave_up:
+                completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
+        writes.flush()
+        return completions
+
+    def _store_row(self, writes: BatchWrites, parsed: Parsed, stored_at: datetime) -> Completion:
         row = parsed.row
         assert row.id is not None and parsed.adapter is not None
         for receipt in parsed.receipts:
-            session.execute(
+            writes.flush()  # the reply it reports on may have been queued in this very batch
+            writes.session.execute(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.provider_message_id) == receipt.provider_message_id)
                 .values(delivery_status=receipt.status)
@@ -256,21 +269,16 @@ class Worker:
         records: list[dict[str, Any]] = []
         if parsed.ignored is None:
             for message, outcome in parsed.outcomes:
-                complaint = self._store_outcome(session, row, parsed.adapter, message, outcome, stored_at)
+                complaint = self._store_outcome(writes, row, parsed.adapter, message, outcome, stored_at)
                 if complaint is not None:
                     records.append(queries.complaint_record(complaint))
         tracking_ids = [record["tracking_id"] for record in records]
         status = IGNORED if parsed.ignored is not None else DONE
-        session.execute(
-            update(InboxMessage)
-            .where(col(InboxMessage.id) == row.id)
-            .values(
-                status=status,
-                processed_at=stored_at,
-                lease_until=None,
-                claim_token=None,
-                last_error=parsed.ignored if parsed.ignored is not None else row.last_error,
-            )
+        writes.finish_inbox(
+            row,
+            status=status,
+            processed_at=stored_at,
+            last_error=parsed.ignored if parsed.ignored is not None else row.last_error,
         )
         if parsed.ignored is not None:
             log.info(logs.WORKER_IGNORED, inbox_id=row.id, channel=row.channel, reason=parsed.ignored)
@@ -280,7 +288,7 @@ class Worker:
 
     def _store_outcome(
         self,
-        session: Session,
+        writes: BatchWrites,
         row: InboxMessage,
         adapter: ChannelAdapter,
         message: ChannelMessage,
@@ -290,10 +298,12 @@ class Worker:
         """Store what one message asks for; the complaint it made (or had made before), if any."""
         assert row.id is not None
         replies = self.config.replies
+        session = writes.session
         if isinstance(outcome, StatusQuery):
             if outcome.tracking_id is None:
                 text = replies.status_usage
             else:
+                writes.flush()
                 found = queries.complaint_by_tracking_id(session, outcome.tracking_id)
                 if found is None:
                     text = replies.not_found.format(tracking_id=outcome.tracking_id)
@@ -302,49 +312,54 @@ class Worker:
                     text = replies.status.format(
                         tracking_id=found.tracking_id, status=found.status, status_text=status_text
                     )
-            self._queue_reply(session, adapter, message, row.id, text, tracking_id=None)
+            self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
         if isinstance(outcome, NeedsHelp):
-            self._queue_reply(session, adapter, message, row.id, replies.help, tracking_id=None)
+            self._queue_reply(writes, adapter, message, row.id, replies.help, tracking_id=None)
             return None
 
-        existing = queries.complaint_for_part(session, row.id, message.part)
+        # Only the careful pass looks first; on the fast path the unique key on (inbox_id, part) objects.
+        existing = queries.complaint_for_part(session, row.id, message.part) if writes.careful else None
         if existing is not None:  # a replay of a row that already made its complaint
             return existing
         record = outcome.record
-        parent = self._parent(session, adapter, message, record.parent_tracking_id, row.received_at)
+        parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
             record = replace(record, parent_tracking_id=parent)
         complaint = queries.complaint_from_record(record, row.id, message.part, message.reply_to, stored_at)
-        queries.insert_complaint(session, complaint)
+        writes.complaint(complaint)
         if parent:
             text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
         else:
             text = replies.ack.format(tracking_id=complaint.tracking_id)
         # The later photos of a chat album join the first one's complaint without a reply each.
         if not (parent and message.extra.get("silent_followup")):
-            self._queue_reply(session, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+            self._queue_reply(writes, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
         body = queries.complaint_record(complaint)
         for sink in self.config.sinks:
-            _add_outbox(session, "forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", complaint, body)
+            writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
         return complaint
 
     def _parent(
         self,
-        session: Session,
+        writes: BatchWrites,
         adapter: ChannelAdapter,
         message: ChannelMessage,
         quoted: str | None,
         received_at: datetime,
     ) -> str | None:
         """Which complaint a message continues: a quoted id, a reply to our ack, or the chat's open one."""
+        references = message.extra.get("reply_references") or []
+        window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
+        if not (quoted or references or (window > 0 and message.reply_to)):
+            return None
+        writes.flush()  # the complaint continued may be earlier in this batch
+        session = writes.session
         if quoted and queries.complaint_by_tracking_id(session, quoted) is not None:
             return quoted
-        references = message.extra.get("reply_references") or []
         by_reference = queries.tracking_id_of_reply(session, [str(each) for each in references])
         if by_reference:
             return by_reference
-        window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
         if window > 0 and message.reply_to:
             since = received_at - timedelta(minutes=window)
             open_complaint = queries.recent_complaint_from(
@@ -356,7 +371,7 @@ class Worker:
 
     def _queue_reply(
         self,
-        session: Session,
+        writes: BatchWrites,
         adapter: ChannelAdapter,
         message: ChannelMessage,
         inbox_id: int,
@@ -375,7 +390,7 @@ class Worker:
             in_reply_to=message.external_id,
             extra=message.extra,
         )
-        _add_outbox(session, "reply", adapter.name, reply.idempotency_key, None, _reply_payload(reply))
+        writes.outbox(_outbox_row("reply", adapter.name, reply.idempotency_key, _reply_payload(reply)))
 
     # ---- outbox ------------------------------------------------------------------------------
 
@@ -386,29 +401,28 @@ class Worker:
         results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
         with self.store.write() as session:
             for row, result in zip(rows, results, strict=True):
-                if not _still_ours(session, row):
-                    continue
+                try:
+                    if isinstance(result, BaseException):
+                        message, gave_up = _record_failure(session, row, result, self.config)
+                    else:
+                        finish(
+                            session,
+                            row,
+                            status=DONE,
+                            sent_at=utcnow(),
+                            provider_message_id=result,
+                            attempts=row.attempts + 1,
+                        )
+                except LeaseLost:
+                    continue  # another worker has the row now; what it does counts
                 if isinstance(result, BaseException):
-                    message, gave_up = _record_failure(session, row, result, self.config)
                     _, _, retryable = describe_error(result)
                     self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
                     event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
                     log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
-                    continue
-                session.execute(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == row.id)
-                    .values(
-                        status=DONE,
-                        sent_at=utcnow(),
-                        provider_message_id=result,
-                        attempts=row.attempts + 1,
-                        lease_until=None,
-                        claim_token=None,
-                    )
-                )
-                self.metrics.outbox_sent.labels(row.kind, row.target).inc()
-                log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
+                else:
+                    self.metrics.outbox_sent.labels(row.kind, row.target).inc()
+                    log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
         return len(rows)
 
     def _client(self) -> httpx.AsyncClient:
@@ -471,21 +485,26 @@ def _reply_payload(reply: Reply) -> dict[str, Any]:
     return payload
 
 
-def _add_outbox(session: Session, kind: str, target: str, key: str, complaint: Any, payload: dict[str, Any]) -> None:
+def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
-    tracking_id = complaint.tracking_id if complaint is not None else payload.get("tracking_id")
-    session.add(
-        OutboxMessage(
-            kind=kind,
-            target=target,
-            idempotency_key=key,
-            tracking_id=tracking_id,
-            payload=payload,
-            status=PENDING,
-            created_at=now,
-            next_attempt_at=now,
-        )
-    )
+    return {
+        "kind": kind,
+        "target": target,
+        "idempotency_key": key,
+        "tracking_id": payload.get("tracking_id"),
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "error_type": None,
+        "sent_at": None,
+        "provider_message_id": None,
+        "delivery_status": None,
+    }
 
 
 def queue_depths(store: Store) -> dict[tuple[str, str], int]:

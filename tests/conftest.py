@@ -26,6 +26,10 @@ from gateway.auth import create_token
 from gateway.config import Config, parse_config
 from sinks.store.db import Store, open_store, upgrade
 
+# Shared helpers in tests/support assert too: give their failures pytest's detailed messages
+# (before any test module imports them).
+pytest.register_assert_rewrite("tests.support")
+
 POSTGRES_URL = os.environ.get("LAPOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
 

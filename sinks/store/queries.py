@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -135,16 +135,15 @@ def complaint_from_record(
 
 
 def insert_complaint(session: Session, complaint: Complaint) -> Complaint:
-    """Give the complaint a fresh tracking id, retrying on a collision (and growing the id if unlucky)."""
+    """Give the complaint a fresh tracking id and insert it, drawing again (and growing the id) on a collision."""
+    columns = [column.name for column in Complaint.__table__.columns if column.name != "id"]  # type: ignore[attr-defined]
     for attempt in range(12):
         complaint.tracking_id = new_tracking_id(length=LENGTH + attempt // 4)
         try:
             with session.begin_nested():
-                session.add(complaint)
-                session.flush()
+                session.execute(insert(Complaint).values({name: getattr(complaint, name) for name in columns}))
             return complaint
         except IntegrityError:
-            session.expunge(complaint)
             if complaint_for_part(session, complaint.inbox_id, complaint.part) is not None:
                 raise
     raise TransientError("could not find a free tracking id")

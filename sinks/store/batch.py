@@ -1,0 +1,94 @@
+"""Writes of one worker batch, sent to the database as few statements as possible.
+
+On the fast path a batch's complaints, outbox rows and inbox "done" marks are
+collected and written with one ``executemany`` each, just before the commit
+(or before a read that must see them). On the careful path every write goes
+out at once, inside the row's savepoint, so a failing row can be rolled back
+alone. Both paths write exactly the same rows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Table, insert, update
+from sqlmodel import Session, col
+
+from normalizer.tracking import new_tracking_id
+from sinks.store import queries
+from sinks.store.models import PROCESSING, Complaint, InboxMessage, OutboxMessage
+
+# Core tables, not ORM entities: a bulk insert of plain dicts needs none of the ORM's bookkeeping.
+_COMPLAINTS: Table = Complaint.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_COMPLAINT_COLUMNS = [column.name for column in _COMPLAINTS.columns if column.name != "id"]
+
+
+class LeaseLost(Exception):
+    """Our lease ran out and another worker took the row: this worker must not finish it."""
+
+
+def finish(session: Session, row: InboxMessage | OutboxMessage, **values: Any) -> None:
+    """Update a claimed row, but only while it is still ours (same claim token, still processing)."""
+    table: Any = type(row)
+    result = session.execute(
+        update(table)
+        .where(table.id == row.id, table.claim_token == row.claim_token, table.status == PROCESSING)
+        .values(lease_until=None, claim_token=None, **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"{table.__tablename__} row {row.id} was taken by another worker")
+
+
+class BatchWrites:
+    def __init__(self, session: Session, careful: bool) -> None:
+        self.session = session
+        self.careful = careful
+        self._complaints: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+        # (claim token, values) -> inbox ids to mark with those values
+        self._finished: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
+
+    def complaint(self, complaint: Complaint) -> None:
+        if self.careful:
+            queries.insert_complaint(self.session, complaint)
+            return
+        # A tracking-id collision raises IntegrityError at flush; the careful pass then draws again.
+        complaint.tracking_id = new_tracking_id()
+        self._complaints.append({name: getattr(complaint, name) for name in _COMPLAINT_COLUMNS})
+
+    def outbox(self, values: dict[str, Any]) -> None:
+        if self.careful:
+            self.session.execute(insert(_OUTBOX), [values])
+        else:
+            self._outbox.append(values)
+
+    def finish_inbox(self, row: InboxMessage, **values: Any) -> None:
+        if self.careful:
+            finish(self.session, row, **values)
+        else:
+            assert row.id is not None and row.claim_token is not None
+            self._finished[(row.claim_token, tuple(sorted(values.items())))].append(row.id)
+
+    def flush(self) -> None:
+        """Send what was collected; a read that must see this batch's rows calls it first."""
+        if self._complaints:
+            self.session.execute(insert(_COMPLAINTS), self._complaints)
+            self._complaints = []
+        if self._outbox:
+            self.session.execute(insert(_OUTBOX), self._outbox)
+            self._outbox = []
+        for (token, values), ids in self._finished.items():
+            result = self.session.execute(
+                update(InboxMessage)
+                .where(
+                    col(InboxMessage.id).in_(ids),
+                    col(InboxMessage.claim_token) == token,
+                    col(InboxMessage.status) == PROCESSING,
+                )
+                .values(lease_until=None, claim_token=None, **dict(values))
+            )
+            if result.rowcount != len(ids):  # type: ignore[attr-defined]
+                raise LeaseLost(f"{len(ids) - result.rowcount} inbox rows were taken by another worker")  # type: ignore[attr-defined]
+        self._finished.clear()
