@@ -23,7 +23,7 @@ from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.metrics import Metrics
 from gateway.registry import CHANNELS
-from gateway.waiters import Waiters
+from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
 from sinks.store.db import Store, open_store
 
@@ -98,6 +98,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         gateway.start()
         gateway.waiters.bind(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
+        if not gateway.config.worker.in_process:
+            tasks.append(asyncio.create_task(poll_store(gateway.waiters, gateway.store)))
         async with http:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:

@@ -108,22 +108,12 @@ def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
 async def _wait_for_worker(
     gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
-    """In-process worker: wait for its word. Separate workers: look at the row now and then."""
-    if gateway.config.worker.in_process:
-        try:
-            completion = await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
-        except TimeoutError:
-            # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
-            return await run_in_threadpool(_stored_answer, gateway, inbox_id)
-        if completion.status == DONE and completion.records:
-            return STORED, completion.records[0]
+    """Wait for the worker's word: from its thread in this process, or from ``waiters.poll_store``."""
+    try:
+        completion = await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
+    except TimeoutError:
+        # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
         return await run_in_threadpool(_stored_answer, gateway, inbox_id)
-    delay = 0.02
-    deadline = asyncio.get_running_loop().time() + ENTRY_WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(delay)
-        answer = await run_in_threadpool(_stored_answer, gateway, inbox_id)
-        if answer is not None:
-            return answer
-        delay = min(delay * 2, 0.5)
-    return None
+    if completion.status == DONE and completion.records:
+        return STORED, completion.records[0]
+    return await run_in_threadpool(_stored_answer, gateway, inbox_id)

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from channels.base import Accepted, InboxItem
 from gateway import logs
@@ -43,6 +45,42 @@ class _Pending:
 _STOP = object()
 
 
+_INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
+_COLUMNS: tuple[str, ...] = (
+    "channel",
+    "provider",
+    "external_id",
+    "received_at",
+    "raw",
+    "headers",
+    "meta",
+    "status",
+    "last_error",
+    "attempts",
+    "next_attempt_at",
+)
+
+
+@cache
+def _insert_statement(dialect_name: str) -> Executable:
+    """One INSERT … ON CONFLICT DO NOTHING RETURNING id with bound parameters, compiled once per dialect."""
+    dialect: Any = postgresql if dialect_name == "postgresql" else sqlite
+    statement: Executable = (
+        dialect.insert(_INBOX)
+        .values({name: bindparam(name) for name in _COLUMNS})
+        .on_conflict_do_nothing(index_elements=["channel", "provider", "external_id"])
+        .returning(_INBOX.c.id)
+    )
+    return statement
+
+
+_FIND = select(_INBOX.c.id).where(
+    _INBOX.c.channel == bindparam("channel"),
+    _INBOX.c.provider == bindparam("provider"),
+    _INBOX.c.external_id == bindparam("external_id"),
+)
+
+
 def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -> Accepted:
     """Insert one row, or find the one a previous delivery made. Runs inside the caller's transaction."""
     values = {
@@ -58,23 +96,11 @@ def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -
         "attempts": 0,
         "next_attempt_at": received_at,
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(InboxMessage)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["channel", "provider", "external_id"])
-        .returning(col(InboxMessage.id))
-    )
-    inserted = session.execute(statement).scalar_one_or_none()
+    connection = session.connection()
+    inserted = connection.execute(_insert_statement(connection.dialect.name), values).scalar_one_or_none()
     if inserted is not None:
         return Accepted(inbox_id=int(inserted), duplicate=False)
-    existing = session.execute(
-        select(col(InboxMessage.id)).where(
-            col(InboxMessage.channel) == item.channel,
-            col(InboxMessage.provider) == item.provider,
-            col(InboxMessage.external_id) == item.external_id,
-        )
-    ).scalar_one()
+    existing = connection.execute(_FIND, values).scalar_one()
     return Accepted(inbox_id=int(existing), duplicate=True)
 
 

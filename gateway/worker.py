@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
@@ -294,7 +295,7 @@ class Worker:
         message: ChannelMessage,
         outcome: Outcome,
         stored_at: datetime,
-    ) -> Complaint | None:
+    ) -> Complaint | SimpleNamespace | None:
         """Store what one message asks for; the complaint it made (or had made before), if any."""
         assert row.id is not None
         replies = self.config.replies
@@ -326,8 +327,9 @@ class Worker:
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
             record = replace(record, parent_tracking_id=parent)
-        complaint = queries.complaint_from_record(record, row.id, message.part, message.reply_to, stored_at)
-        writes.complaint(complaint)
+        fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
+        writes.complaint(fields)
+        complaint = SimpleNamespace(**fields)
         if parent:
             text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
         else:

@@ -198,3 +198,29 @@ def test_admins_can_enter_complaints_too(client: TestClient, admin_token: str) -
     response = post(client, admin_token, ENTRY)
     assert response.status_code == 201
     assert response.json()["entered_by"] == "rina"
+
+
+def test_with_the_worker_elsewhere_the_entry_still_answers_with_its_record(
+    make_config: Any, store: Any, agent_token: str
+) -> None:
+    import threading
+
+    from gateway.app import Gateway, create_app
+    from gateway.worker import run_forever
+
+    config = make_config(worker={"in_process": False})
+    elsewhere = Gateway(make_config(), store)  # as `lapor-gateway worker` on another host would
+    stop = threading.Event()
+    worker = threading.Thread(target=run_forever, args=(elsewhere.worker, stop), daemon=True)
+    worker.start()
+    try:
+        with TestClient(create_app(Gateway(config, store))) as client:
+            response = post(client, agent_token, ENTRY, **{"Idempotency-Key": "elsewhere-1"})
+    finally:
+        stop.set()
+        elsewhere.worker.wake.set()
+        worker.join(timeout=10)
+
+    assert response.status_code == 201, response.text
+    assert TRACKING_ID.match(response.json()["tracking_id"])
+    assert response.json()["entered_by"] == "siti"

@@ -22,7 +22,6 @@ from sinks.store.models import PROCESSING, Complaint, InboxMessage, OutboxMessag
 # Core tables, not ORM entities: a bulk insert of plain dicts needs none of the ORM's bookkeeping.
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
-_COMPLAINT_COLUMNS = [column.name for column in _COMPLAINTS.columns if column.name != "id"]
 
 
 class LeaseLost(Exception):
@@ -50,13 +49,14 @@ class BatchWrites:
         # (claim token, values) -> inbox ids to mark with those values
         self._finished: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
 
-    def complaint(self, complaint: Complaint) -> None:
+    def complaint(self, fields: dict[str, Any]) -> None:
+        """Insert a complaint's column values; ``fields["tracking_id"]`` is set here."""
         if self.careful:
-            queries.insert_complaint(self.session, complaint)
+            queries.insert_complaint(self.session, fields)
             return
         # A tracking-id collision raises IntegrityError at flush; the careful pass then draws again.
-        complaint.tracking_id = new_tracking_id()
-        self._complaints.append({name: getattr(complaint, name) for name in _COMPLAINT_COLUMNS})
+        fields["tracking_id"] = new_tracking_id()
+        self._complaints.append(fields)
 
     def outbox(self, values: dict[str, Any]) -> None:
         if self.careful:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
@@ -50,6 +52,9 @@ class Store:
     url: str
     engine: Engine
     read_engine: Engine
+    # SQLite has one writer at a time; threads of this process queue here for it instead of in
+    # SQLite's busy handler, which sleeps in steps of up to 100 ms between tries.
+    write_lock: threading.Lock | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -58,8 +63,17 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one transaction, committed on leaving, rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        if self.write_lock is None:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+            return
+        if not self.write_lock.acquire(timeout=60):
+            raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("waited 60 s for the SQLite write lock"))
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            self.write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -99,7 +113,7 @@ def open_store(url: str, echo: bool = False) -> Store:
     def _begin_deferred(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
 
-    return Store(url=url, engine=engine, read_engine=read_engine)
+    return Store(url=url, engine=engine, read_engine=read_engine, write_lock=threading.Lock())
 
 
 def alembic_config(store: Store) -> AlembicConfig:

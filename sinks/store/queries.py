@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select
@@ -43,8 +44,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def complaint_record(complaint: Complaint) -> dict[str, Any]:
-    """The schema-v1 record of a stored complaint; anonymous reporters have no identity here."""
+def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
+    """The schema-v1 record of a stored complaint (or of its column values, as a namespace).
+
+    Anonymous reporters have no identity here.
+    """
     anonymous = complaint.anonymity == "anonymous"
     location = None
     if any(
@@ -92,13 +96,14 @@ def complaint_record(complaint: Complaint) -> dict[str, Any]:
     }
 
 
-def complaint_from_record(
+def complaint_fields(
     record: ComplaintRecord, inbox_id: int, part: int, reply_address: str | None, now: datetime
-) -> Complaint:
+) -> dict[str, Any]:
+    """The complaint table's column values for a record (the tracking id is drawn when it is inserted)."""
     reporter = record.reporter
     location = record.location
     anonymous = reporter.anonymity == "anonymous"
-    return Complaint(
+    return dict(
         tracking_id="",
         inbox_id=inbox_id,
         part=part,
@@ -134,17 +139,16 @@ def complaint_from_record(
     )
 
 
-def insert_complaint(session: Session, complaint: Complaint) -> Complaint:
-    """Give the complaint a fresh tracking id and insert it, drawing again (and growing the id) on a collision."""
-    columns = [column.name for column in Complaint.__table__.columns if column.name != "id"]  # type: ignore[attr-defined]
+def insert_complaint(session: Session, fields: dict[str, Any]) -> None:
+    """Insert a complaint with a fresh tracking id, drawing again (and growing the id) on a collision."""
     for attempt in range(12):
-        complaint.tracking_id = new_tracking_id(length=LENGTH + attempt // 4)
+        fields["tracking_id"] = new_tracking_id(length=LENGTH + attempt // 4)
         try:
             with session.begin_nested():
-                session.execute(insert(Complaint).values({name: getattr(complaint, name) for name in columns}))
-            return complaint
+                session.execute(insert(Complaint).values(fields))
+            return
         except IntegrityError:
-            if complaint_for_part(session, complaint.inbox_id, complaint.part) is not None:
+            if complaint_for_part(session, fields["inbox_id"], fields["part"]) is not None:
                 raise
     raise TransientError("could not find a free tracking id")
 
