@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import Executable, Table, bindparam, select
+from sqlalchemy import Executable, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -43,6 +43,8 @@ class _Pending:
 
 
 _STOP = object()
+# PostgreSQL LISTEN/NOTIFY channel on which committed inbox rows are announced.
+INBOX_CHANNEL = "lapor_inbox"
 
 
 _INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
@@ -171,6 +173,9 @@ class InboxWriter:
         try:
             with self._store.write() as session:
                 results = [insert_inbox_row(session, each.item, each.received_at) for each in batch]
+                if self._store.is_postgres:
+                    # Delivered at commit: wakes workers in other processes (see gateway/worker.py).
+                    session.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
         except SQLAlchemyError as exc:
             if len(batch) > 1:
                 # One bad item must not sink its neighbours: commit them one by one.
