@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, select
 from sqlmodel import Session, col
 
 from gateway.context import AttachmentFiles
@@ -72,36 +72,9 @@ def filtered(filters: Filters, zone: ZoneInfo) -> Select[Complaint]:
         query = query.where(col(Complaint.received_at) >= day_start(filters.start, zone))
     if filters.end:
         query = query.where(col(Complaint.received_at) < day_start(filters.end + timedelta(days=1), zone))
-    text = filters.q.strip().lower()
-    if text:
-        # A tracking id typed in any spelling finds its complaint; otherwise search subject, body, id.
-        canonical = canonical_tracking_id(text)
-        pattern = f"%{text}%"
-        query = query.where(
-            or_(
-                col(Complaint.tracking_id) == (canonical or ""),
-                func.lower(col(Complaint.body)).like(pattern),
-                func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
-                func.lower(col(Complaint.tracking_id)).like(pattern),
-            )
-        )
+    if filters.q.strip():
+        query = query.where(queries.matching_text(filters.q))
     return query
-
-
-def page_of(session: Session, query: Select[Complaint], cursor: str | None, limit: int) -> queries.Page:
-    """Keyset paging on (received_at, id), with the store's own cursor format."""
-    if cursor:
-        before_at, before_id = queries.decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Complaint.received_at) < before_at,
-                (col(Complaint.received_at) == before_at) & (col(Complaint.id) < before_id),
-            )
-        )
-    query = query.order_by(col(Complaint.received_at).desc(), col(Complaint.id).desc()).limit(limit + 1)
-    rows = list(session.execute(query).scalars())
-    items = rows[:limit]
-    return queries.Page(items=items, next_cursor=queries.encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -132,7 +105,7 @@ def complaint_list(
     filters = Filters(q, kanal, sumber, status, kategori, _date(dari, "dari"), _date(sampai, "sampai"))
     with request.app.state.gateway.store.read() as session:
         try:
-            page = page_of(session, filtered(filters, zone_of(request)), cursor or None, PAGE_SIZE)
+            page = queries.page_of(session, filtered(filters, zone_of(request)), cursor or None, PAGE_SIZE)
         except ValueError:
             raise WebError(400, "Halaman tidak dikenali; mulai lagi dari halaman pertama.") from None
         records = [queries.complaint_record(c) for c in page.items]

@@ -10,12 +10,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from gateway.errors import TransientError
-from normalizer.tracking import LENGTH, new_tracking_id
+from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import ComplaintRecord
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
 
@@ -219,30 +219,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise ValueError("cursor is not one this server gave out") from exc
 
 
-def list_complaints(
-    session: Session,
-    *,
-    channel: str | None = None,
-    since: datetime | None = None,
-    q: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Page:
+def matching_text(text: str) -> ColumnElement[bool]:
+    """Subject, body or tracking id containing ``text``; a tracking id in any spelling finds its complaint."""
+    pattern = f"%{text.strip().lower()}%"
+    return or_(
+        col(Complaint.tracking_id) == (canonical_tracking_id(text) or ""),
+        func.lower(col(Complaint.body)).like(pattern),
+        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
+        func.lower(col(Complaint.tracking_id)).like(pattern),
+    )
+
+
+def page_of(session: Session, query: Select[Complaint], cursor: str | None, limit: int) -> Page:
     """Newest first, keyset-paginated on (received_at, id) so pages stay stable while rows arrive."""
-    query = select(Complaint)
-    if channel:
-        query = query.where(col(Complaint.channel) == channel)
-    if since:
-        query = query.where(col(Complaint.received_at) >= since)
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(col(Complaint.body)).like(pattern),
-                func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
-                func.lower(col(Complaint.tracking_id)).like(pattern),
-            )
-        )
     if cursor:
         before_at, before_id = decode_cursor(cursor)
         query = query.where(
@@ -255,6 +244,25 @@ def list_complaints(
     rows = list(session.execute(query).scalars())
     items = rows[:limit]
     return Page(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+def list_complaints(
+    session: Session,
+    *,
+    channel: str | None = None,
+    since: datetime | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    query = select(Complaint)
+    if channel:
+        query = query.where(col(Complaint.channel) == channel)
+    if since:
+        query = query.where(col(Complaint.received_at) >= since)
+    if q and q.strip():
+        query = query.where(matching_text(q))
+    return page_of(session, query, cursor, limit)
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
