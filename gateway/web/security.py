@@ -9,7 +9,6 @@ yet, uses a double-submit cookie instead.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from sqlmodel import col
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.auth import Principal
+from gateway.auth import Principal, hash_token
 from sinks.store.db import Store
 from sinks.store.models import StaffUser, WebSession, utcnow
 
@@ -96,10 +95,6 @@ class Staff:
         return Principal(self.username, self.role).can(role)
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(store: Store, username: str, now: datetime | None = None) -> str:
     """A fresh session (never a reused one: no fixation); returns the cookie value."""
     now = now or utcnow()
@@ -111,7 +106,7 @@ def start_session(store: Store, username: str, now: datetime | None = None) -> s
         session.execute(delete(WebSession).where(col(WebSession.expires_at) < now))
         session.add(
             WebSession(
-                token_hash=_hash(token),
+                token_hash=hash_token(token),
                 user_id=user.id,
                 csrf_token=secrets.token_urlsafe(32),
                 created_at=now,
@@ -123,7 +118,7 @@ def start_session(store: Store, username: str, now: datetime | None = None) -> s
 
 def end_session(store: Store, token: str) -> None:
     with store.write() as session:
-        session.execute(delete(WebSession).where(col(WebSession.token_hash) == _hash(token)))
+        session.execute(delete(WebSession).where(col(WebSession.token_hash) == hash_token(token)))
 
 
 def load_session(store: Store, token: str, now: datetime | None = None) -> Staff | None:
@@ -133,7 +128,7 @@ def load_session(store: Store, token: str, now: datetime | None = None) -> Staff
         found = session.execute(
             select(WebSession, StaffUser)
             .join(StaffUser, col(StaffUser.id) == col(WebSession.user_id))
-            .where(col(WebSession.token_hash) == _hash(token))
+            .where(col(WebSession.token_hash) == hash_token(token))
         ).first()
     if found is None:
         return None
