@@ -211,12 +211,28 @@ class Worker:
         try:
             # Fast path: the batch in one transaction, no savepoints, no look-before-insert.
             with self.store.write() as session:
-                completions = self._write_batch(session, batch, stored_at, careful=False)
+                completions, failures = self._write_batch(session, batch, stored_at, careful=False)
         except Exception:
             # A surprise (a tracking-id collision, a replayed row, a lost lease, a row that will not
             # store): do it again with a savepoint per row, so one row's trouble stays its own.
             with self.store.write() as session:
-                completions = self._write_batch(session, batch, stored_at, careful=True)
+                completions, failures = self._write_batch(session, batch, stored_at, careful=True)
+        # Logged and counted only now, after the pass that committed: a retried pass must not count twice.
+        for row, error, message, gave_up in failures:
+            _, _, retryable = describe_error(error)
+            self.metrics.failed.labels(row.channel, row.provider, str(retryable).lower()).inc()
+            event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
+            log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
+        for completion in completions:
+            if completion.status == IGNORED:
+                log.info(logs.WORKER_IGNORED, inbox_id=completion.inbox_id, channel=completion.key[0])
+            elif completion.status == DONE:
+                log.info(
+                    logs.WORKER_PROCESSED,
+                    inbox_id=completion.inbox_id,
+                    channel=completion.key[0],
+                    tracking_ids=list(completion.tracking_ids),
+                )
         for parsed in batch:
             if parsed.error is None and parsed.ignored is None:
                 latency = (stored_at - parsed.row.received_at).total_seconds()
@@ -226,8 +242,10 @@ class Worker:
 
     def _write_batch(
         self, session: Session, batch: Sequence[Parsed], stored_at: datetime, careful: bool
-    ) -> list[Completion]:
+    ) -> tuple[list[Completion], list[tuple[InboxMessage, BaseException, str, bool]]]:
+        """Write one pass over the batch; returns the completions and the failures it recorded."""
         completions: list[Completion] = []
+        failures: list[tuple[InboxMessage, BaseException, str, bool]] = []
         writes = BatchWrites(session, careful)
         for parsed in batch:
             row = parsed.row
@@ -251,14 +269,11 @@ class Worker:
                 message, gave_up = _record_failure(session, row, parsed.error, self.config)
             except LeaseLost:
                 continue
-            _, _, retryable = describe_error(parsed.error)
-            self.metrics.failed.labels(row.channel, row.provider, str(retryable).lower()).inc()
-            event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
-            log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
+            failures.append((row, parsed.error, message, gave_up))
             if gave_up:
                 completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
         writes.flush()
-        return completions
+        return completions, failures
 
     def _store_row(self, writes: BatchWrites, parsed: Parsed, stored_at: datetime) -> Completion:
         row = parsed.row
@@ -284,10 +299,6 @@ class Worker:
             processed_at=stored_at,
             last_error=parsed.ignored if parsed.ignored is not None else row.last_error,
         )
-        if parsed.ignored is not None:
-            log.info(logs.WORKER_IGNORED, inbox_id=row.id, channel=row.channel, reason=parsed.ignored)
-        else:
-            log.info(logs.WORKER_PROCESSED, inbox_id=row.id, channel=row.channel, tracking_ids=tracking_ids)
         return Completion(row.id, _key(row), status, tuple(tracking_ids), records=tuple(records))
 
     def _store_outcome(

@@ -219,3 +219,24 @@ def test_dry_run_shows_the_record_a_replay_would_make(started: Gateway, config: 
     assert would["would_store"]["body"] == ENTRY["body"]
     assert would["would_store"]["category"] == "jalan"
     assert count(started.store, Complaint) == 0  # nothing was written
+
+
+def test_a_batch_redone_the_careful_way_counts_each_failure_once(started: Gateway) -> None:
+    done_id = accept(started, json.dumps(ENTRY).encode(), external_id="made-its-complaint")
+    asyncio.run(started.worker.run_until_idle())
+    with started.store.write() as session:  # dead-lettered after its complaint, then replayed
+        session.execute(update(InboxMessage).where(col(InboxMessage.id) == done_id).values(status=FAILED))
+    assert replay(started.store, parse_ref(f"inbox-{done_id}"))
+    bad_id = accept(started, b"{not json", external_id="never-parses")
+
+    # One batch: the replayed row trips the fast path (its complaint exists), the careful pass redoes both.
+    asyncio.run(started.worker.run_until_idle())
+
+    failed = started.metrics.registry.get_sample_value(
+        "lapor_worker_failed_total", {"channel": "manual", "provider": "callcenter", "retryable": "false"}
+    )
+    assert failed == 1.0
+    assert count(started.store, Complaint) == 1
+    with started.store.read() as session:
+        assert session.get(InboxMessage, done_id).status == DONE  # type: ignore[union-attr]
+        assert session.get(InboxMessage, bad_id).status == FAILED  # type: ignore[union-attr]
