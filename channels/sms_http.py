@@ -23,7 +23,7 @@ from pydantic import SecretStr, model_validator
 
 from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem, Reply
 from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
-from gateway.errors import AuthError, ProviderError, ProviderRejected
+from gateway.errors import AuthError, ProviderError, raise_for_provider_status
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
 
@@ -237,13 +237,7 @@ async def call_provider(
 
 
 def raise_for_status(response: httpx.Response, provider: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    detail = response.text[:200].strip()
-    if status >= 500 or status == 429:
-        raise ProviderError(f"{provider}: API answered {status} {detail}")
-    raise ProviderRejected(f"{provider}: API answered {status} {detail}")
+    raise_for_provider_status(response.status_code, f"{provider}: API", response.text[:200].strip())
 
 
 def request_form(query: bytes, body: bytes, secret_name: str) -> tuple[Form, bytes]:

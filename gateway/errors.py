@@ -43,5 +43,16 @@ class ProviderRejected(GatewayError):
     """A provider's API refused a call for good (4xx other than 429)."""
 
 
+def raise_for_provider_status(status: int, what: str, detail: str = "", also_retry: tuple[int, ...] = ()) -> None:
+    """Map a provider's HTTP answer onto the tree: 5xx and 429 (and ``also_retry``) are worth another
+    try; any other 4xx will not get better by repeating it."""
+    if status < 400:
+        return
+    message = f"{what} answered {status}" + (f": {detail}" if detail else "")
+    if status >= 500 or status == 429 or status in also_retry:
+        raise ProviderError(message)
+    raise ProviderRejected(message)
+
+
 class IgnoredMessage(GatewayError):
     """Not a citizen's message (a bounce, a receipt): kept in the inbox, marked ignored."""

@@ -18,7 +18,7 @@ from channels.telegram.bot_api import ALLOWED_UPDATES, WEBHOOK_PATH
 from channels.telegram.handlers import CHANNEL, PROVIDER, load_update
 from channels.telegram.session import make_bot, provider_errors
 from channels.telegram.settings import TelegramSettings
-from gateway.errors import PayloadError, ProviderError, ProviderRejected
+from gateway.errors import PayloadError, ProviderError, raise_for_provider_status
 
 log = structlog.get_logger(__name__)
 
@@ -129,11 +129,11 @@ async def get_updates(
         response = await client.post(url, json=body, timeout=long_poll_s + 10)
     except httpx.TransportError as exc:
         raise ProviderError(f"telegram: getUpdates failed: {type(exc).__name__}") from exc
-    if response.status_code >= 500 or response.status_code in (409, 429):
-        # 409: another poller or a webhook still set; 429: flood control. Both pass.
-        raise ProviderError(f"telegram: getUpdates answered {response.status_code}: {_description(response)}")
     if response.status_code >= 400:
-        raise ProviderRejected(f"telegram: getUpdates answered {response.status_code}: {_description(response)}")
+        # 409: another poller or a webhook still set — it passes, like flood control (429).
+        raise_for_provider_status(
+            response.status_code, "telegram: getUpdates", _description(response), also_retry=(409,)
+        )
     try:
         result = response.json()["result"]
     except (ValueError, KeyError) as exc:

@@ -10,7 +10,7 @@ import structlog
 
 from channels.base import ChannelContext, Reply, Sent
 from channels.whatsapp.settings import WhatsAppSettings
-from gateway.errors import ProviderError, ProviderRejected
+from gateway.errors import ProviderError, ProviderRejected, raise_for_provider_status
 from normalizer.types import Attachment, ChannelMessage
 
 log = structlog.get_logger(__name__)
@@ -27,12 +27,8 @@ async def graph_call(
         response = await client.request(method, url, json=json, headers={"Authorization": f"Bearer {token}"})
     except httpx.TransportError as exc:
         raise ProviderError(f"whatsapp: {method} {_path(url)} failed: {type(exc).__name__}") from exc
-    if response.status_code >= 500 or response.status_code == 429:
-        raise ProviderError(f"whatsapp: {method} {_path(url)} answered {response.status_code}")
     if response.status_code >= 400:
-        raise ProviderRejected(
-            f"whatsapp: {method} {_path(url)} answered {response.status_code}: {_graph_error(response)}"
-        )
+        raise_for_provider_status(response.status_code, f"whatsapp: {method} {_path(url)}", _graph_error(response))
     return response
 
 

@@ -6,15 +6,7 @@ from typing import Any
 
 import httpx
 
-from gateway.errors import ProviderError, ProviderRejected
-
-
-def raise_for_provider(response: httpx.Response, what: str) -> None:
-    """5xx and 429 are worth a retry; any other refusal will not get better by repeating it."""
-    if response.status_code >= 500 or response.status_code == 429:
-        raise ProviderError(f"{what} answered {response.status_code}")
-    if response.status_code >= 400:
-        raise ProviderRejected(f"{what} refused with {response.status_code}: {response.text[:200]}")
+from gateway.errors import ProviderError, raise_for_provider_status
 
 
 async def forward(record: dict[str, Any], sink: Any, idempotency_key: str, client: httpx.AsyncClient) -> str | None:
@@ -23,5 +15,5 @@ async def forward(record: dict[str, Any], sink: Any, idempotency_key: str, clien
         response = await client.post(sink.url, json=record, headers=headers, timeout=sink.timeout_s)
     except httpx.HTTPError as exc:
         raise ProviderError(f"sink {sink.name} unreachable: {type(exc).__name__}") from exc
-    raise_for_provider(response, f"sink {sink.name}")
+    raise_for_provider_status(response.status_code, f"sink {sink.name}", response.text[:200])
     return None
