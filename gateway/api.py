@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -86,12 +85,12 @@ async def create_complaint(
     gateway = _gateway(request)
     raw = await _read_limited(request, gateway.config.http.max_body_bytes)
     try:
-        manual.ManualEntry.model_validate_json(raw)
+        validated = manual.ManualEntry.model_validate_json(raw)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             return JSONResponse({"detail": "body is not valid JSON"}, status_code=400)
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
-    category_error = entry.category_problem(json.loads(raw).get("category"), gateway.config.categories)
+    category_error = entry.category_problem(validated.category, gateway.config.categories)
     if category_error is not None:
         return JSONResponse({"detail": [{"loc": ["body", "category"], "msg": category_error}]}, status_code=422)
     result = await entry.submit(gateway, raw, principal.name, idempotency_key, request.headers.get("content-type", ""))
