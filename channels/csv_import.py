@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from channels import manual
 from channels.base import Accept, Accepted, ChannelAdapter, ChannelSettings, InboxItem
-from gateway.errors import PayloadError
+from normalizer.errors import PayloadError
 from normalizer.types import ChannelMessage
 
 PROVIDER = "csv"

@@ -31,7 +31,7 @@ from channels.sms_http import (
     secret_form_router,
     sms_message,
 )
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.types import ChannelMessage
 
 PROVIDER = "jasmin"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import ChannelAdapter, ChannelSettings
-from gateway.errors import PayloadError
+from normalizer.errors import PayloadError
 from normalizer.types import ChannelMessage, Location
 
 PROVIDER = "callcenter"

@@ -23,7 +23,7 @@ from pydantic import SecretStr, model_validator
 
 from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem, Reply
 from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
-from gateway.errors import AuthError, ProviderError, raise_for_provider_status
+from normalizer.errors import AuthError, ProviderError, raise_for_provider_status
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
 

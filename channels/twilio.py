@@ -23,7 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Receipt, Reply, Sent
 from channels.sms_http import Form, accept_or_none, call_provider, sms_message
-from gateway.errors import AuthError, IgnoredMessage, PayloadError, ProviderRejected
+from normalizer.errors import AuthError, IgnoredMessage, PayloadError, ProviderRejected
 from normalizer.phone import to_e164
 from normalizer.types import Attachment, ChannelMessage, Location
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from channels import manual
 from gateway import audit, entry, logs, replay
 from gateway.auth import Principal
-from gateway.errors import AuthError
+from normalizer.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 

@@ -11,7 +11,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from gateway.errors import AuthError
+from normalizer.errors import AuthError
 from sinks.store.db import Store
 from sinks.store.models import ApiToken, utcnow
 

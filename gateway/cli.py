@@ -21,8 +21,8 @@ from rich.table import Table
 from gateway import audit, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
-from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+from normalizer.errors import ConfigError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.db import Store, open_store, upgrade

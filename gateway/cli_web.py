@@ -19,8 +19,8 @@ from channels import csv_import
 from channels.base import Accept, Accepted, InboxItem
 from gateway import users
 from gateway.config import Config
-from gateway.errors import PayloadError
 from gateway.inbox import insert_inbox_row
+from normalizer.errors import PayloadError
 from sinks.store.db import Store, open_store, upgrade
 from sinks.store.models import utcnow
 

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import ChannelSettings
-from gateway.errors import ConfigError
 from gateway.registry import CHANNELS
+from normalizer.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

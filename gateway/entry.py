@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from channels import manual
 from channels.base import InboxItem
-from gateway.errors import StoreUnavailable
+from normalizer.errors import StoreUnavailable
 from sinks.store import queries
 from sinks.store.models import DONE, FAILED, IGNORED
 

@@ -27,8 +27,8 @@ from sqlmodel import Session
 
 from channels.base import Accepted, InboxItem
 from gateway import logs
-from gateway.errors import StoreUnavailable
 from gateway.metrics import Metrics
+from normalizer.errors import StoreUnavailable
 from sinks.store.db import Store
 from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
 

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from gateway.config import Config
-from gateway.errors import GatewayError
 from gateway.registry import by_provider
 from normalizer import NeedsHelp, NewComplaint, StatusQuery, normalize
+from normalizer.errors import GatewayError
 from sinks.store import queries
 from sinks.store.db import Store
 from sinks.store.models import FAILED, PENDING, InboxMessage, OutboxMessage, utcnow

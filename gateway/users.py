@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from gateway.auth import ROLES, Principal
-from gateway.errors import AuthError
+from normalizer.errors import AuthError
 from sinks.store.db import Store
 from sinks.store.models import StaffUser, utcnow
 

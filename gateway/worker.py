@@ -38,11 +38,11 @@ from sqlmodel import Session, col
 from channels.base import ChannelAdapter, ChannelContext, Reply
 from gateway import logs
 from gateway.config import Config
-from gateway.errors import GatewayError, IgnoredMessage, UnknownChannel
 from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
+from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
 from normalizer.types import ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries

@@ -14,7 +14,7 @@ from gateway.audit import REPLAY
 from gateway.audit import recent as recent_audit
 from gateway.auth import authenticate
 from gateway.cli import app
-from gateway.errors import AuthError
+from normalizer.errors import AuthError
 from sinks.store.db import Store
 from tests.support.server import write_config
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from channels.base import ChannelContext
-from gateway.errors import PayloadError
+from normalizer.errors import PayloadError
 from normalizer.types import Attachment, ChannelMessage
 
 

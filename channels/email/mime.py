@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from channels.base import InboxItem
 from channels.email.text import decode_text, html_to_text, strip_quotes_and_signature
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.tracking import quoted_tracking_id
 from normalizer.types import Attachment, ChannelMessage
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import Reply, Sent
 from channels.email.mime import strip_reply_prefix
-from gateway.errors import ProviderError, ProviderRejected
+from normalizer.errors import ProviderError, ProviderRejected
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from channels.smpp.client import service, submit_all
 from channels.smpp.codec import encode_reply
 from channels.smpp.message import PROVIDER, external_id, parse, receipts
 from channels.smpp.settings import SmppSettings
-from gateway.errors import ProviderError, ProviderRejected
+from normalizer.errors import ProviderError, ProviderRejected
 
 log = structlog.get_logger(__name__)
 

@@ -35,7 +35,7 @@ from channels.smpp.message import (
     group_digest,
     message_id,
 )
-from gateway.errors import PayloadError
+from normalizer.errors import PayloadError
 
 log = structlog.get_logger(__name__)
 

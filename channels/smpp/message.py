@@ -22,7 +22,7 @@ from smpplib import smpp
 
 from channels.base import Receipt
 from channels.smpp.codec import UDHI, Alphabet, Concat, concat_from_udh, decode_text, split_udh
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
 

@@ -15,7 +15,7 @@ from channels.base import ChannelContext, Reply, SaveAttachment, Sent
 from channels.telegram.handlers import message_id
 from channels.telegram.session import make_bot, provider_errors
 from channels.telegram.settings import TelegramSettings
-from gateway.errors import ProviderRejected
+from normalizer.errors import ProviderRejected
 from normalizer.types import Attachment, ChannelMessage
 
 log = structlog.get_logger(__name__)

@@ -18,7 +18,7 @@ from channels.telegram.bot_api import ALLOWED_UPDATES, WEBHOOK_PATH
 from channels.telegram.handlers import CHANNEL, PROVIDER, load_update
 from channels.telegram.session import make_bot, provider_errors
 from channels.telegram.settings import TelegramSettings
-from gateway.errors import PayloadError, ProviderError, raise_for_provider_status
+from normalizer.errors import PayloadError, ProviderError, raise_for_provider_status
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from aiogram.methods.base import TelegramMethod, TelegramType
 from aiogram.types import Message, Update
 from pydantic import ValidationError
 
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.types import ChannelMessage, Location
 
 CHANNEL: Final = "telegram"

@@ -26,7 +26,7 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod, TelegramType
 
 from channels.telegram.settings import TelegramSettings
-from gateway.errors import ProviderError, ProviderRejected
+from normalizer.errors import ProviderError, ProviderRejected
 
 
 class HttpxSession(BaseSession):

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from channels.base import ChannelContext
 from channels.whatsapp.parse import SIGNATURE_HEADER, inbox_items
 from channels.whatsapp.settings import WhatsAppSettings
-from gateway.errors import AuthError, PayloadError
+from normalizer.errors import AuthError, PayloadError
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ import structlog
 
 from channels.base import ChannelContext, Reply, Sent
 from channels.whatsapp.settings import WhatsAppSettings
-from gateway.errors import ProviderError, ProviderRejected, raise_for_provider_status
+from normalizer.errors import ProviderError, ProviderRejected, raise_for_provider_status
 from normalizer.types import Attachment, ChannelMessage
 
 log = structlog.get_logger(__name__)

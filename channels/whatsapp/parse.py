@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from channels.base import InboxItem, Receipt
 from channels.whatsapp.wire import Contact, Message, Notification, SharedContact, Status, Value
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage, Location
 

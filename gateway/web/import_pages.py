@@ -15,9 +15,9 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from channels import csv_import
-from gateway.errors import PayloadError
 from gateway.web.render import render
 from gateway.web.security import SignedIn, Staff, WebError, checked_form
+from normalizer.errors import PayloadError
 
 router = APIRouter(include_in_schema=False)
 

@@ -11,7 +11,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import users
-from gateway.errors import AuthError
 from gateway.web.render import local_time, render, zone_of
 from gateway.web.security import (
     LOGIN_CSRF_COOKIE,
@@ -25,6 +24,7 @@ from gateway.web.security import (
     same_token,
     start_session,
 )
+from normalizer.errors import AuthError
 
 log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)

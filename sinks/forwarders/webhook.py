@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from gateway.errors import ProviderError, raise_for_provider_status
+from normalizer.errors import ProviderError, raise_for_provider_status
 
 
 async def forward(record: dict[str, Any], sink: Any, idempotency_key: str, client: httpx.AsyncClient) -> str | None:

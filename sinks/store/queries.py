@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from gateway.errors import TransientError
+from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import ComplaintRecord
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow

@@ -27,7 +27,7 @@ import httpx
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from channels.base import Accepted, ChannelContext, InboxItem
-from gateway.errors import StoreUnavailable
+from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from tests.support.fakes import Locks, MemoryState
 

@@ -20,7 +20,7 @@ from channels.base import Accepted, ChannelContext, InboxItem
 from channels.gsm import gsm_encode
 from channels.smpp import SmppSettings, service
 from channels.smpp.client import live_link
-from gateway.errors import StoreUnavailable
+from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from tests.channels.smpp_smsc import WAIT_S, FakeSmsc
 from tests.support.fakes import MemoryState

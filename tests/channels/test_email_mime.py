@@ -20,8 +20,8 @@ from channels.email import imap, smtp
 from channels.email.media import save_attachments
 from channels.email.mime import external_id, parse_mail
 from channels.email.text import decode_text, html_to_text, strip_quotes_and_signature
-from gateway.errors import IgnoredMessage, PayloadError
 from normalizer import NewComplaint, normalize
+from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.types import ChannelMessage
 from tests.channels.email_rig import MemoryInbox, make_context
 

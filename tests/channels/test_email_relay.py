@@ -13,7 +13,7 @@ from channels.base import Reply, Sent
 from channels.email import imap, smtp
 from channels.email.mime import parse_mail
 from channels.email.relay import RelaySettings, acknowledgement_subject, build_acknowledgement
-from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
+from normalizer.errors import IgnoredMessage, ProviderError, ProviderRejected
 from tests.channels.dovecot_rig import self_signed_certificate
 from tests.channels.email_rig import running_relay
 from tests.support.server import free_port

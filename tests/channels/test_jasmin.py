@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from channels import jasmin
 from channels.base import Reply
-from gateway.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
+from normalizer.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
 from tests.support.provider_api import Canned, ProviderApi
 

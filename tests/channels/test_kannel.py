@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from channels import kannel
 from channels.base import Reply
 from channels.gsm import is_gsm as is_gsm7
-from gateway.errors import ProviderError, ProviderRejected
+from normalizer.errors import ProviderError, ProviderRejected
 from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
 from tests.support.provider_api import Canned, ProviderApi
 

@@ -17,7 +17,7 @@ from channels.gsm import gsm_decode, gsm_encode
 from channels.smpp import parse, send
 from channels.smpp.codec import DC_UCS2, UDHI, split_udh
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY
-from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
+from normalizer.errors import IgnoredMessage, ProviderError, ProviderRejected
 from tests.channels.smpp_rig import SENDER, MemoryInbox, ServiceRunner, mo, running_service, settings_for
 from tests.channels.smpp_smsc import FakeSmsc
 from tests.support.fakes import MemoryState

@@ -16,7 +16,7 @@ import pytest
 from channels.smpp import ADAPTER, external_id, parse, receipts
 from channels.smpp.concat import PART, STATUS_OK, STATUS_RETRY, Inbound
 from channels.smpp.message import RawDocument
-from gateway.errors import IgnoredMessage, PayloadError
+from normalizer.errors import IgnoredMessage, PayloadError
 from tests.channels.smpp_rig import MemoryInbox, memory_context
 from tests.support.fakes import MemoryState
 

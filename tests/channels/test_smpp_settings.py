@@ -8,7 +8,7 @@ import pytest
 
 from channels.smpp import SmppSettings
 from gateway.config import parse_config
-from gateway.errors import ConfigError
+from normalizer.errors import ConfigError
 
 
 def test_defaults_bind_as_transceiver_with_gsm_and_five_minute_concat_timeout() -> None:

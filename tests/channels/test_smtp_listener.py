@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from channels.base import Accepted, InboxItem
 from channels.email import smtp
 from channels.email.smtp import SmtpHandler, SmtpSettings, start_listener
-from gateway.errors import IgnoredMessage
+from normalizer.errors import IgnoredMessage
 from tests.channels.dovecot_rig import self_signed_certificate
 from tests.channels.email_rig import MemoryInbox, make_context
 

@@ -17,7 +17,7 @@ from channels.base import Reply
 from channels.telegram import TelegramSettings, inbox_item, parse
 from channels.telegram.bot_api import enrich_with_bot, send_with_bot
 from channels.telegram.edge import poll
-from gateway.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
+from normalizer.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from normalizer.types import ChannelMessage, Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, wait_until
 from tests.channels.telegram_fakes import API_BASE, BOT_ID, TOKEN, fake_bot, sent_message

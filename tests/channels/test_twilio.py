@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from channels import twilio
 from channels.base import Receipt, Reply
-from gateway.errors import IgnoredMessage, ProviderError, ProviderRejected
+from normalizer.errors import IgnoredMessage, ProviderError, ProviderRejected
 from normalizer.types import Location
 from tests.channels.sms_http_support import PAYLOADS, MemoryInbox, app_with, make_context, run
 from tests.support.fakes import SavedFiles

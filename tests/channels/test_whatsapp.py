@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from channels import whatsapp
 from channels.base import Reply
 from channels.whatsapp import WhatsAppSettings, inbox_items, parse, receipts, sign
-from gateway.errors import AuthError, IgnoredMessage, PayloadError, ProviderError, ProviderRejected
+from normalizer.errors import AuthError, IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from normalizer.types import ChannelMessage, Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, unreachable_url
 from tests.support.fakes import SavedFiles

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.errors import ConfigError
+from normalizer.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

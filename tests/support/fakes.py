@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import StoreUnavailable
+from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from channels import csv_import
 from gateway import users
 from gateway.cli import app
-from gateway.errors import AuthError
+from normalizer.errors import AuthError
 from sinks.store.db import Store, alembic_config
 from sinks.store.models import InboxMessage, StaffUser, utcnow
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from channels import csv_import
-from gateway.errors import PayloadError
 from gateway.web.admin import masked
 from gateway.web.channel_health import is_silent
 from gateway.web.render import local_time
+from normalizer.errors import PayloadError
 
 CATEGORIES = ("pju", "sampah", "banjir")
 HEADER = "isi,judul,sumber,nama,telepon,email,kerahasiaan,kategori,lokasi,lat,lon\r\n"

@@ -1,4 +1,7 @@
-"""One error tree. The worker decides retry vs dead-letter from ``retryable`` alone."""
+"""One error tree, below every layer (channels, sinks and the gateway import it; it imports nothing of ours).
+
+The worker decides retry vs dead-letter from ``retryable`` alone.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,22 @@
+"""Scale-out and speed: indexes and lease columns (issue 13).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Nothing yet: this revision keeps its place in the chain so the work that fills it can land in any order.
+    pass
+
+
+def downgrade() -> None:
+    pass
