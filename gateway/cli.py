@@ -75,6 +75,7 @@ def main_options(
         raise typer.Exit(2) from None
     configure_logging(loaded.logging.level, loaded.logging.format)
     ctx.obj = loaded
+    ctx.meta["config_path"] = config  # `serve --workers N` children read the same file
 
 
 def _config(ctx: typer.Context) -> Config:
@@ -111,17 +112,23 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
-    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process."""
-    import uvicorn
-
-    from gateway.app import Gateway, create_app
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="HTTP processes on the port (default http.workers)")
+    ] = None,
+) -> None:
+    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process or N."""
+    from gateway import serving
 
     config = _config(ctx)
+    count, note = serving.effective_workers(config, workers)
+    if note is not None:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
     store = open_store(config.database.url, echo=config.database.echo)
-    upgrade(store)
-    gateway = Gateway(config, store)
-    uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
+    upgrade(store)  # once, before any child starts
+    store.dispose()
+    serving.run(config, ctx.meta.get("config_path"), count)
 
 
 @app.command()

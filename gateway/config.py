@@ -40,6 +40,8 @@ class HttpConfig(_Section):
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     timezone: str = "Asia/Jakarta"
+    # HTTP processes of `serve` on the one port (PostgreSQL only; SQLite serves with 1).
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("timezone")
     @classmethod

@@ -50,14 +50,13 @@ class Waiters:
             return list(self._futures)
 
     def complete(self, completions: list[Completion]) -> None:
-        """Called by the worker (any thread) after its batch committed."""
+        """Called by the worker (any thread) after its batch committed: one wake-up of the loop per batch."""
         if self._loop is None:
             return
         with self._lock:
             ready = [(c, list(self._futures.get(c.key, []))) for c in completions if c.key in self._futures]
-        for completion, futures in ready:
-            for future in futures:
-                self._loop.call_soon_threadsafe(_resolve, future, completion)
+        if ready:
+            self._loop.call_soon_threadsafe(_resolve_all, ready)
 
 
 async def poll_store(waiters: Waiters, store: Store, interval_s: float = 0.02) -> None:
@@ -90,6 +89,8 @@ def _finished_rows(store: Store, keys: list[Key]) -> list[Completion]:
     return completions
 
 
-def _resolve(future: asyncio.Future[Completion], completion: Completion) -> None:
-    if not future.done():
-        future.set_result(completion)
+def _resolve_all(ready: list[tuple[Completion, list[asyncio.Future[Completion]]]]) -> None:
+    for completion, futures in ready:
+        for future in futures:
+            if not future.done():
+                future.set_result(completion)
