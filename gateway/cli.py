@@ -200,6 +200,57 @@ def complaints_list(
     _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
 
 
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@complaints_app.command("export")
+def complaints_export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="jsonl or csv")] = ExportFormat.jsonl,
+    since: Annotated[datetime | None, typer.Option(help="received at or after (ISO date/time, UTC)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Every complaint, oldest first, streamed in pages (constant memory, any number of records)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gateway import export
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=queries.now().tzinfo)
+    store = _store(ctx)
+    writer = export.write_csv if fmt is ExportFormat.csv else export.write_jsonl
+    # A progress bar only for a person at a terminal, on stderr: the records stay clean on stdout.
+    show = err.is_terminal
+    with (
+        open(output, "w", encoding="utf-8", newline="") if output else _stdout() as sink,
+        Progress(
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+        ) as progress,
+    ):
+        total = None
+        if show:
+            with store.read() as session:
+                total = queries.count_complaints(session, since)
+        task = progress.add_task("export", total=total)
+        count = writer(export.records(store, since), sink, lambda: progress.advance(task))
+    store.dispose()
+    err.print(f"exported {count} complaint(s)", highlight=False)
+
+
+def _stdout() -> Any:
+    """stdout for ``with``, left open afterwards."""
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)
+
+
 @complaints_app.command("show")
 def complaints_show(ctx: typer.Context, tracking_id: str, fmt: FormatOption = Format.json) -> None:
     """One complaint by its tracking id."""

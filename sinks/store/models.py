@@ -80,6 +80,8 @@ class Complaint(SQLModel, table=True):
         # One inbox row (and message part) makes at most one complaint, however often it is replayed.
         UniqueConstraint("inbox_id", "part", name="uq_complaint_inbox_part"),
         Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
+        # Keyset paging newest first (migration 0007).
+        Index("ix_complaint_received_at_id", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
