@@ -10,6 +10,7 @@ Telegram's Bot API, and counts what reached it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import signal
@@ -28,14 +29,17 @@ from sqlalchemy import func, or_, select, text
 from sqlmodel import col
 from twilio.request_validator import RequestValidator
 
+from channels.base import InboxItem
+from gateway.app import Gateway
 from gateway.context import advisory_key
-from sinks.store.db import Store, open_store
-from sinks.store.models import PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage
+from gateway.worker import claim
+from sinks.store.batch import LeaseLost, finish
+from sinks.store.db import Store, open_store, upgrade
+from sinks.store.models import DONE, PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage
+from tests.conftest import build_config
 from tests.support.e2e import eventually
 from tests.support.provider_api import Canned, ProviderApi
 from tests.support.server import Served, cli, free_port, serve, write_config
-
-pytestmark = pytest.mark.slow
 
 MESSAGES = 120  # of each kind; every one is sent twice, once to each gateway
 THREADS = 8
@@ -122,6 +126,7 @@ def _unfinished(store: Store) -> int:
         )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(290)
 def test_two_gateways_and_two_workers_survive_kill_9_with_everything_once(postgres_url: str, tmp_path: Path) -> None:
     bot_id = str(secrets.randbelow(10**9) + 10**9)
@@ -281,3 +286,74 @@ def test_two_gateways_and_two_workers_survive_kill_9_with_everything_once(postgr
         )
         assert holders_at_end == [killed["successor"]]
         assert polls_after_kill
+
+
+ENTRY = b'{"body": "Jembatan retak di Desa Sukamaju", "source": "radio"}'
+
+
+def _forwarding_gateways(postgres_url: str, tmp_path: Path, sink: ProviderApi, count: int) -> list[Gateway]:
+    """Gateways as separate processes would have them: each its own engine on one PostgreSQL store."""
+    config = build_config(postgres_url, tmp_path, sinks=[{"name": "pusat", "url": f"{sink.url}/forward"}])
+    gateways = []
+    for _ in range(count):
+        store = open_store(postgres_url)
+        upgrade(store)
+        gateways.append(Gateway(config, store))
+    return gateways
+
+
+def _forwards_waiting(gateway: Gateway, entries: int) -> None:
+    """``entries`` complaints stored, their forwards queued in the outbox and not yet sent."""
+    gateway.inbox.start()
+    for n in range(entries):
+        item = InboxItem(channel="manual", provider="callcenter", external_id=f"race-{n}", raw=ENTRY)
+        gateway.inbox.accept_blocking(item)
+    gateway.inbox.stop()
+
+    async def inbox_only() -> None:
+        while await gateway.worker.process_inbox_batch():
+            pass
+
+    asyncio.run(inbox_only())
+
+
+def test_two_workers_racing_over_the_outbox_send_each_forward_once(postgres_url: str, tmp_path: Path) -> None:
+    with ProviderApi(default=Canned.json({})) as sink:
+        first, second = _forwarding_gateways(postgres_url, tmp_path, sink, 2)
+        _forwards_waiting(first, 120)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda gateway: asyncio.run(gateway.worker.run_until_idle()), (first, second)))
+        keys = Counter(request.headers["idempotency-key"] for request in sink.seen("POST", "/forward"))
+        with first.store.read() as session:
+            statuses = Counter(session.execute(select(col(OutboxMessage.status))).scalars())
+        for gateway in (first, second):
+            gateway.store.dispose()
+    assert len(keys) == 120 and set(keys.values()) == {1}
+    assert statuses == {DONE: 120}
+
+
+def test_rows_of_a_worker_that_died_holding_them_are_sent_after_the_lease(postgres_url: str, tmp_path: Path) -> None:
+    with ProviderApi(default=Canned.json({})) as sink:
+        dead, survivor = _forwarding_gateways(postgres_url, tmp_path, sink, 2)
+        _forwards_waiting(dead, 20)
+        taken = claim(dead.store, OutboxMessage, 100, lease_s=1.0)  # claimed, then the process "dies"
+        assert len(taken) == 20
+        asyncio.run(survivor.worker.run_until_idle())
+        assert sink.seen("POST", "/forward") == []  # the lease still runs: nobody else may send them
+        time.sleep(1.2)
+        asyncio.run(survivor.worker.run_until_idle())
+        keys = Counter(request.headers["idempotency-key"] for request in sink.seen("POST", "/forward"))
+        with survivor.store.write() as session, pytest.raises(LeaseLost):
+            finish(session, taken[0], status=DONE)  # the dead worker's late word does not count
+        for gateway in (dead, survivor):
+            gateway.store.dispose()
+    assert len(keys) == 20 and set(keys.values()) == {1}
+    assert _unfinished_rows(postgres_url) == 0
+
+
+def _unfinished_rows(url: str) -> int:
+    store = open_store(url)
+    try:
+        return _unfinished(store)
+    finally:
+        store.dispose()
