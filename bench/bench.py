@@ -311,6 +311,7 @@ def load(name: str, port: int, requests: list[Request], args: argparse.Namespace
 
 
 def run_baseline(work: Path, args: argparse.Namespace, workers: int = 1) -> Result:
+    work.mkdir(parents=True, exist_ok=True)
     (work / "echo_app.py").write_text(ECHO_APP)
     port = free_port()
     # The same HTTP stack as `serve` (uvloop, httptools) and the same number of processes.

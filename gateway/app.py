@@ -22,8 +22,9 @@ from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.metrics import Metrics
+from gateway.notify import DONE_CHANNEL, listen
 from gateway.registry import CHANNELS
-from gateway.waiters import Waiters, poll_store
+from gateway.waiters import Waiters, follow_store
 from gateway.worker import Worker, queue_depths, run_forever
 from sinks.store.db import Store, open_store
 
@@ -66,6 +67,26 @@ class Gateway:
             self._worker_thread = None
         self.inbox.stop()
 
+    async def follow_completions(self) -> None:
+        """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
+
+        PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
+        case a notification was missed. SQLite has no NOTIFY: a look every 20 ms while anyone waits.
+        """
+        wake = asyncio.Event()
+        interval_s = 0.02
+        if self.store.is_postgres:
+            loop = asyncio.get_running_loop()
+            listening = (self.store.url, DONE_CHANNEL, lambda: loop.call_soon_threadsafe(wake.set), self._stop, 1.0)
+            threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
+            interval_s = 0.5
+        await follow_store(self.waiters, self.store, wake, interval_s)
+
+    @property
+    def others_finish_rows(self) -> bool:
+        """Whether a worker outside this process may finish the rows this process accepted."""
+        return not self.config.worker.in_process or self.store.is_postgres
+
     def enabled_adapters(self) -> list[tuple[ChannelAdapter, Any]]:
         return [(CHANNELS[name], self.config.channel(name)) for name in self.config.enabled_channels()]
 
@@ -98,8 +119,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         gateway.start()
         gateway.waiters.bind(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
-        if not gateway.config.worker.in_process:
-            tasks.append(asyncio.create_task(poll_store(gateway.waiters, gateway.store)))
+        if gateway.others_finish_rows:
+            tasks.append(asyncio.create_task(gateway.follow_completions()))
         async with http:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:

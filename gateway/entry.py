@@ -108,7 +108,7 @@ def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
 async def _wait_for_worker(
     gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
-    """Wait for the worker's word: from its thread in this process, or from ``waiters.poll_store``."""
+    """Wait for the worker's word: from its thread in this process, or from ``waiters.follow_store``."""
     try:
         completion = await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
     except TimeoutError:

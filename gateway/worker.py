@@ -28,18 +28,16 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
-import psycopg
 import structlog
 import tenacity
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
 from gateway import logs
 from gateway.config import Config
-from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
+from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
@@ -273,6 +271,9 @@ class Worker:
             if gave_up:
                 completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
         writes.flush()
+        if self.store.is_postgres and completions:
+            # Delivered at commit: a request waiting for one of these rows in another process looks now.
+            session.execute(text(f"NOTIFY {DONE_CHANNEL}"))
         return completions, failures
 
     def _store_row(self, writes: BatchWrites, parsed: Parsed, stored_at: datetime) -> Completion:
@@ -475,24 +476,12 @@ class Worker:
     async def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; between batches sleep until woken or the poll interval passes."""
         if self.store.is_postgres:
-            threading.Thread(target=self._listen, args=(stop,), name="worker-listen", daemon=True).start()
+            # Woken by the inbox's NOTIFY, so a worker in another process does not wait out its poll.
+            listening = (self.store.url, INBOX_CHANNEL, self.wake.set, stop, self.config.worker.poll_interval_s)
+            threading.Thread(target=listen, args=listening, name="worker-listen", daemon=True).start()
         async with httpx.AsyncClient(timeout=30) as self._http:
             await self._loop(stop)
         self._http = None
-
-    def _listen(self, stop: threading.Event) -> None:
-        """PostgreSQL: wake on the inbox's NOTIFY, so a worker in another process does not wait out its poll."""
-        conninfo = make_url(self.store.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        while not stop.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {INBOX_CHANNEL}")
-                    while not stop.is_set():
-                        for _ in connection.notifies(timeout=1.0, stop_after=1):
-                            self.wake.set()
-            except psycopg.Error:
-                # Polling still works without it; try to listen again shortly.
-                stop.wait(self.config.worker.poll_interval_s)
 
     async def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
