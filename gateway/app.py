@@ -67,7 +67,7 @@ class Gateway:
             self._worker_thread = None
         self.inbox.stop()
 
-    async def follow_completions(self) -> None:
+    async def follow_completions(self, stop: threading.Event | None = None, fallback_s: float | None = None) -> None:
         """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
 
         PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
@@ -77,10 +77,11 @@ class Gateway:
         interval_s = 0.02
         if self.store.is_postgres:
             loop = asyncio.get_running_loop()
-            listening = (self.store.url, DONE_CHANNEL, lambda: loop.call_soon_threadsafe(wake.set), self._stop, 1.0)
+            wakes = (lambda: loop.call_soon_threadsafe(wake.set), stop or self._stop)
+            listening = (self.store.url, DONE_CHANNEL, *wakes, 1.0)
             threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
             interval_s = 0.5
-        await follow_store(self.waiters, self.store, wake, interval_s)
+        await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
 
     @property
     def others_finish_rows(self) -> bool:

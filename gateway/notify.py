@@ -8,6 +8,8 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import make_url
 
+from sinks.store.db import application_name
+
 # Committed inbox rows (the inbox writer, at its commit): wakes workers in other processes.
 INBOX_CHANNEL = "lapor_inbox"
 # Inbox rows a worker finished (at its batch's commit): wakes requests waiting for them in other processes.
@@ -19,7 +21,7 @@ def listen(url: str, channel: str, on_notify: Callable[[], None], stop: threadin
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     while not stop.is_set():
         try:
-            with psycopg.connect(conninfo, autocommit=True) as connection:
+            with psycopg.connect(conninfo, autocommit=True, application_name=application_name()) as connection:
                 connection.execute(f"LISTEN {channel}")
                 on_notify()  # whatever was announced before we listened
                 while not stop.is_set():

@@ -32,9 +32,10 @@ from twilio.request_validator import RequestValidator
 from channels.base import InboxItem
 from gateway.app import Gateway
 from gateway.context import advisory_key
-from gateway.worker import claim
+from gateway.notify import DONE_CHANNEL
+from gateway.worker import Completion, claim
 from sinks.store.batch import LeaseLost, finish
-from sinks.store.db import Store, open_store, upgrade
+from sinks.store.db import Store, application_name, open_store, upgrade
 from sinks.store.models import DONE, PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage
 from tests.conftest import build_config
 from tests.support.e2e import eventually
@@ -351,9 +352,56 @@ def test_rows_of_a_worker_that_died_holding_them_are_sent_after_the_lease(postgr
     assert _unfinished_rows(postgres_url) == 0
 
 
+def _listening(store: Store) -> bool:
+    """This process has a session that LISTENs for finished rows."""
+    with store.engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND query = :listen"),
+            {"name": application_name(), "listen": f"LISTEN {DONE_CHANNEL}"},
+        ).scalar_one()
+    return bool(found)
+
+
 def _unfinished_rows(url: str) -> int:
     store = open_store(url)
     try:
         return _unfinished(store)
     finally:
         store.dispose()
+
+
+def test_a_request_hears_at_once_when_a_worker_in_another_process_finishes_its_row(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The gateway's own fallback look is an hour away here: only the worker's NOTIFY can answer in time."""
+    config = build_config(postgres_url, tmp_path, worker={"in_process": False})
+    edge, elsewhere = (Gateway(config, open_store(postgres_url)) for _ in range(2))
+    upgrade(edge.store)
+    edge.inbox.start()
+    key = ("manual", "callcenter", "notify-1")
+
+    stop = threading.Event()
+
+    async def wait_for_record() -> Completion:
+        edge.waiters.bind(asyncio.get_running_loop())
+        following = asyncio.create_task(edge.follow_completions(stop, fallback_s=3600))
+        try:
+            with edge.waiters.waiting(key) as completed:
+                await edge.inbox.accept(InboxItem(*key, raw=ENTRY))
+                # Listening before the worker commits (on connecting it looks once, which would also answer).
+                await asyncio.to_thread(eventually, lambda: _listening(edge.store), "the LISTEN", 60)
+                await asyncio.sleep(0.2)  # that look has run: the row was still pending then
+                await asyncio.to_thread(asyncio.run, elsewhere.worker.run_until_idle())
+                return await asyncio.wait_for(completed, timeout=60)
+        finally:
+            following.cancel()
+            stop.set()
+
+    try:
+        completion = asyncio.run(wait_for_record())
+    finally:
+        edge.inbox.stop()
+        edge.store.dispose()
+        elsewhere.store.dispose()
+    assert completion.status == DONE
+    assert completion.records[0]["body"] == "Jembatan retak di Desa Sukamaju"
