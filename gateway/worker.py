@@ -44,7 +44,7 @@ from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
 from normalizer.types import ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
-from sinks.store.batch import BatchWrites, LeaseLost, finish
+from sinks.store.batch import BatchWrites, FinishedRow, LeaseLost, finish, finish_many
 from sinks.store.db import Store
 from sinks.store.models import (
     DONE,
@@ -106,22 +106,29 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
     return rows
 
 
-def _record_failure(
-    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
-) -> tuple[str, bool]:
+def _failure_values(
+    row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+) -> tuple[dict[str, Any], str, bool]:
+    """The columns a failed try writes (retry later, or give up), its one-line message, and whether it gave up."""
     error_type, message, retryable = describe_error(exc)
     attempts = row.attempts + 1
     give_up = not retryable or attempts >= config.worker.max_attempts
     delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
-    finish(
-        session,
-        row,
-        status=FAILED if give_up else PENDING,
-        attempts=attempts,
-        last_error=message,
-        error_type=error_type,
-        next_attempt_at=utcnow() + timedelta(seconds=delay),
-    )
+    values = {
+        "status": FAILED if give_up else PENDING,
+        "attempts": attempts,
+        "last_error": message,
+        "error_type": error_type,
+        "next_attempt_at": utcnow() + timedelta(seconds=delay),
+    }
+    return values, message, give_up
+
+
+def _record_failure(
+    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+) -> tuple[str, bool]:
+    values, message, give_up = _failure_values(row, exc, config)
+    finish(session, row, **values)
     return message, give_up
 
 
@@ -416,30 +423,36 @@ class Worker:
         if not rows:
             return 0
         results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
+        sent_at = utcnow()
+        finished: list[FinishedRow] = []
+        failures: dict[int, tuple[BaseException, str, bool]] = {}
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                values, message, gave_up = _failure_values(row, result, self.config)
+                failures[row.id or 0] = (result, message, gave_up)
+            else:
+                values = {
+                    "status": DONE,
+                    "sent_at": sent_at,
+                    "provider_message_id": result,
+                    "attempts": row.attempts + 1,
+                }
+            finished.append(FinishedRow(row, values))
+        # One statement per kind of outcome, not one per row.
         with self.store.write() as session:
-            for row, result in zip(rows, results, strict=True):
-                try:
-                    if isinstance(result, BaseException):
-                        message, gave_up = _record_failure(session, row, result, self.config)
-                    else:
-                        finish(
-                            session,
-                            row,
-                            status=DONE,
-                            sent_at=utcnow(),
-                            provider_message_id=result,
-                            attempts=row.attempts + 1,
-                        )
-                except LeaseLost:
-                    continue  # another worker has the row now; what it does counts
-                if isinstance(result, BaseException):
-                    _, _, retryable = describe_error(result)
-                    self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
-                    event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
-                    log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
-                else:
-                    self.metrics.outbox_sent.labels(row.kind, row.target).inc()
-                    log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
+            lost = finish_many(session, OutboxMessage, finished)
+        for row in rows:
+            if row.id in lost:
+                continue  # another worker has the row now; what it does counts
+            if row.id in failures:
+                error, message, gave_up = failures[row.id]
+                _, _, retryable = describe_error(error)
+                self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
+                event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
+                log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
+            else:
+                self.metrics.outbox_sent.labels(row.kind, row.target).inc()
+                log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
         return len(rows)
 
     def _client(self) -> httpx.AsyncClient:
