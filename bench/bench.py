@@ -85,14 +85,15 @@ def manual_request(number: int, ctx: dict[str, Any]) -> Request:
 
 
 BENCH_TWILIO_TOKEN = "bench-twilio-auth-token"
-# Replies go to a closed loopback port: they fail fast and wait in the outbox, off the measured path.
+# Replies go to a local stand-in for the provider's API (PROVIDER_APP) that answers at once, as a
+# healthy provider would: the worker sends every acknowledgement, as in production.
 TWILIO_CONFIG = f"""
 channels:
   twilio:
     enabled: true
     account_sid: ACbench0000000000000000000000000000
     auth_token: {BENCH_TWILIO_TOKEN}
-    api_base: http://127.0.0.1:9
+    api_base: PROVIDER_URL
 """
 
 
@@ -122,7 +123,7 @@ def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
 
 
 BENCH_WHATSAPP_SECRET = "bench-whatsapp-app-secret"
-# Replies and media go to a closed loopback port, as for Twilio: off the measured path.
+# Replies go to the provider stand-in, as for Twilio.
 WHATSAPP_CONFIG = f"""
 channels:
   whatsapp:
@@ -131,7 +132,7 @@ channels:
     app_secret: {BENCH_WHATSAPP_SECRET}
     access_token: bench-access-token
     phone_number_id: "106540352242922"
-    api_base: http://127.0.0.1:9
+    api_base: PROVIDER_URL
 """
 
 
@@ -206,6 +207,43 @@ ECHO_APP = textwrap.dedent(
         return Response(await request.body(), status_code=201, media_type="application/json")
     """
 )
+
+
+PROVIDER_APP = textwrap.dedent(
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+    SENT = {"sid": "SMbench", "messaging_product": "whatsapp", "messages": [{"id": "wamid.bench"}]}
+
+    @app.post("/{path:path}")
+    async def sent(path: str) -> JSONResponse:
+        return JSONResponse(SENT, status_code=201)
+    """
+)
+
+
+@contextmanager
+def provider(work: Path) -> Iterator[str]:
+    """The provider's API (Twilio, Graph) on loopback, in its own process; its URL."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "provider_app.py").write_text(PROVIDER_APP)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "provider_app:app", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen([*command, "--loop", "uvloop", "--http", "httptools"], cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.post(f"{url}/ping")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @dataclass
@@ -367,11 +405,14 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 
 
 @contextmanager
-def gateway(run: Run, url: str, directory: Path, extra: str = "") -> Iterator[tuple[int, dict[str, Any], Served]]:
+def gateway(
+    run: Run, url: str, directory: Path, provider_url: str, extra: str = ""
+) -> Iterator[tuple[int, dict[str, Any], Served]]:
     """``serve`` (``--workers N``) on a migrated store, with a token; a separate worker when the scenario asks."""
     scenario = SCENARIOS[run.scenario]
     port = free_port()
-    config_extra = scenario.config_extra + (SEPARATE_WORKER_CONFIG if scenario.separate_worker else "") + extra
+    config_extra = scenario.config_extra.replace("PROVIDER_URL", provider_url)
+    config_extra += (SEPARATE_WORKER_CONFIG if scenario.separate_worker else "") + extra
     config = write_config(directory, url, port, config_extra)
     cli(config, "db", "upgrade")
     ctx: dict[str, Any] = {
@@ -394,12 +435,12 @@ def gateway(run: Run, url: str, directory: Path, extra: str = "") -> Iterator[tu
             worker.wait(timeout=30)
 
 
-def run_scenario(run: Run, work: Path, args: argparse.Namespace) -> tuple[Result, list[float]]:
+def run_scenario(run: Run, work: Path, args: argparse.Namespace, provider_url: str) -> tuple[Result, list[float]]:
     scenario = SCENARIOS[run.scenario]
     directory = work / run.label.replace(" ", "-")
     directory.mkdir()
     with database(run.backend, directory) as url:
-        with gateway(run, url, directory) as (port, ctx, _):
+        with gateway(run, url, directory, provider_url) as (port, ctx, _):
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
             load("warm-up", port, [scenario.make_request(-n - 1, ctx) for n in range(2000)], warm, directory)
             requests = [scenario.make_request(n, ctx) for n in range(args.count)]
@@ -410,14 +451,14 @@ def run_scenario(run: Run, work: Path, args: argparse.Namespace) -> tuple[Result
 
 def throughput(args: argparse.Namespace) -> None:
     runs = [Run(name, args.backend, args.workers) for name in args.scenarios] if args.scenarios else DEFAULT_RUNS
-    with tempfile.TemporaryDirectory(prefix="lapor-bench-") as temp:
+    with tempfile.TemporaryDirectory(prefix="lapor-bench-") as temp, provider(Path(temp) / "provider") as api:
         work = Path(temp)
         baselines: dict[int, Result] = {}
         rows: list[tuple[Run, Result, list[float]]] = []
         for run in runs:
             if run.workers not in baselines:  # the echo at the same process count, in this same run
                 baselines[run.workers] = run_baseline(work / f"echo{run.workers}", args, run.workers)
-            rows.append((run, *run_scenario(run, work, args)))
+            rows.append((run, *run_scenario(run, work, args, api)))
 
     print(f"\nlapor-gateway bench: wrk -t{args.threads} -c{args.concurrency} -d{args.seconds}s, cores={os.cpu_count()}")
     print("ratio = accepted/s over the bare FastAPI echo's req/s at the same number of processes, same run")
@@ -521,7 +562,11 @@ def soak(args: argparse.Namespace) -> None:
     scenario = SCENARIOS[run.scenario]
     with tempfile.TemporaryDirectory(prefix="lapor-soak-") as temp:
         directory = Path(temp)
-        with database(run.backend, directory) as url, gateway(run, url, directory) as (port, ctx, served):
+        with (
+            provider(directory / "provider") as api,
+            database(run.backend, directory) as url,
+            gateway(run, url, directory, api) as (port, ctx, served),
+        ):
             requests = [scenario.make_request(n, ctx) for n in range(args.messages)]
             samples: dict[str, int] = {}
             checkpoints = {0: "start", args.messages // 2: "middle"}

@@ -67,7 +67,7 @@ class Gateway:
             self._worker_thread = None
         self.inbox.stop()
 
-    async def follow_completions(self, stop: threading.Event | None = None, fallback_s: float | None = None) -> None:
+    async def follow_completions(self, fallback_s: float | None = None) -> None:
         """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
 
         PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
@@ -75,13 +75,21 @@ class Gateway:
         """
         wake = asyncio.Event()
         interval_s = 0.02
-        if self.store.is_postgres:
-            loop = asyncio.get_running_loop()
-            wakes = (lambda: loop.call_soon_threadsafe(wake.set), stop or self._stop)
-            listening = (self.store.url, DONE_CHANNEL, *wakes, 1.0)
-            threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
-            interval_s = 0.5
-        await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+        stop_listening = threading.Event()
+        try:
+            if self.store.is_postgres:
+                loop = asyncio.get_running_loop()
+
+                def woken() -> None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed while a notification came in
+                        loop.call_soon_threadsafe(wake.set)
+
+                listening = (self.store.url, DONE_CHANNEL, woken, stop_listening, 1.0)
+                threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
+                interval_s = 0.5
+            await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+        finally:
+            stop_listening.set()
 
     @property
     def others_finish_rows(self) -> bool:

@@ -135,6 +135,7 @@ def serve(
 def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
+    from gateway.worker import run_forever
 
     config = _config(ctx)
     gateway = Gateway(config, open_store(config.database.url))
@@ -146,7 +147,7 @@ def worker(ctx: typer.Context) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    asyncio.run(gateway.worker.run(stop))
+    run_forever(gateway.worker, stop)
 
 
 @db_app.command("upgrade")

@@ -380,11 +380,9 @@ def test_a_request_hears_at_once_when_a_worker_in_another_process_finishes_its_r
     edge.inbox.start()
     key = ("manual", "callcenter", "notify-1")
 
-    stop = threading.Event()
-
     async def wait_for_record() -> Completion:
         edge.waiters.bind(asyncio.get_running_loop())
-        following = asyncio.create_task(edge.follow_completions(stop, fallback_s=3600))
+        following = asyncio.create_task(edge.follow_completions(fallback_s=3600))
         try:
             with edge.waiters.waiting(key) as completed:
                 await edge.inbox.accept(InboxItem(*key, raw=ENTRY))
@@ -395,7 +393,6 @@ def test_a_request_hears_at_once_when_a_worker_in_another_process_finishes_its_r
                 return await asyncio.wait_for(completed, timeout=60)
         finally:
             following.cancel()
-            stop.set()
 
     try:
         completion = asyncio.run(wait_for_record())
