@@ -34,6 +34,9 @@ _MARKERS: dict[str, int] = {
     "prov": 1,
     "prop": 1,
     "kabupaten": 2,
+    "pemkab": 2,
+    "pemkot": 2,
+    "pemprov": 1,
     "kab": 2,
     "kabupatan": 2,
     "kota": 2,
@@ -52,8 +55,8 @@ _MARKERS: dict[str, int] = {
     "nagari": 4,
     "gampong": 4,
 }
-_KOTA_WORDS = frozenset({"kota", "kodya", "kotamadya"})
-_KAB_WORDS = frozenset({"kabupaten", "kab", "kabupatan"})
+_KOTA_WORDS = frozenset({"kota", "kodya", "kotamadya", "pemkot"})
+_KAB_WORDS = frozenset({"kabupaten", "kab", "kabupatan", "pemkab"})
 _FILLER_AFTER_MARKER = frozenset({"administrasi", "adm", "madya"})
 
 # A name right after one of these is a street, a shop, a dish, a person or a firm named after a place.
@@ -126,12 +129,42 @@ _TRAP_BEFORE = frozenset(
         "klub",
         "fc",
         "persatuan",
+        "jurusan",
+        "trayek",
+        "tujuan",
     }
 )
 # Two words before the name: "Jalan Raya Bogor", "rumah makan Padang".
 _TRAP_PAIRS = frozenset({("jalan", "raya"), ("jl", "raya"), ("jln", "raya"), ("rumah", "makan"), ("toko", "roti")})
 # Words that would make "di X" a place: used for bare kecamatan/desa names in the home region.
-_LOCATIVE = frozenset({"di", "daerah", "wilayah", "kawasan", "sekitar", "dekat", "area", "dusun", "kampung", "warga"})
+_LOCATIVE = frozenset(
+    {
+        "di",
+        "daerah",
+        "wilayah",
+        "kawasan",
+        "sekitar",
+        "dekat",
+        "area",
+        "dusun",
+        "kampung",
+        "warga",
+        "alun",
+        "alun2",
+        "perempatan",
+        "pertigaan",
+        "puskesmas",
+        "disdukcapil",
+        "capil",
+        "terminal",
+        "stasiun",
+        "kantor",
+    }
+)
+# Everyday words that are also a kabupaten/kota, read as the place only right after "di": "banjir di Malang".
+_PLACE_AFTER_DI = frozenset(
+    {"malang", "padang", "serang", "palu", "bima", "pati", "kuningan", "banjar", "metro", "lebak", "agam", "bone"}
+)
 # Region names that are everyday words first: never read as a place without a level word.
 _COMMON_WORDS = frozenset(
     {
@@ -287,6 +320,9 @@ _COMMON_WORDS = frozenset(
         "tapin",
         "kapuas",
         "mempawah",
+        "tarik",
+        "batubara",
+        "batu bara",
     }
 )
 # What people call a place besides its official name; resolved to a code by the official name at build time.
@@ -400,6 +436,13 @@ class _Mention:
     strong: bool  # settles a region alone (level word, a province or kabupaten/kota name, a kode pos)
     located: bool = False  # "di X", "daerah X": a bare name read as a place
     confidence: float = 0.9
+    marked: bool = False  # came with a level word
+
+
+def _marked(codes: tuple[str, ...], phrase: str, confidence: float) -> _Mention:
+    # "desa X" alone is weak: desa names are everyday words ("desa kering", "kelurahan minta").
+    strong = depth_of(codes[0]) < 4
+    return _Mention(codes, phrase, strong=strong, located=True, confidence=confidence, marked=True)
 
 
 @dataclass
@@ -552,7 +595,7 @@ class RegionIndex:
                     found = self._codes_at(codes, depth, word)
                     if found:
                         phrase = " ".join(words[i : j + used])
-                        mentions.append(_Mention(found, phrase, strong=True, confidence=0.95))
+                        mentions.append(_marked(found, phrase, 0.95))
                         i = j + used
                         continue
                 fuzzy = self._fuzzy(words, j, depth, home_region) if j < count else None
@@ -561,7 +604,7 @@ class RegionIndex:
                     found = self._codes_at(self.keys[key], depth, word)
                     if found:
                         phrase = " ".join(words[i : j + used])
-                        mentions.append(_Mention(found, f"{phrase} (≈{key})", strong=True, confidence=0.8))
+                        mentions.append(_marked(found, f"{phrase} (≈{key})", 0.8))
                         i = j + used
                         continue
             if len(word) == 5 and word.isdigit() and word in self.postal:
@@ -579,11 +622,12 @@ class RegionIndex:
                 continue
             used, codes = exact
             phrase = " ".join(words[i : i + used])
-            if self._trapped(words, i) or phrase in _COMMON_WORDS or word.isdigit():
+            located = i > 0 and words[i - 1] in _LOCATIVE
+            common = phrase in _COMMON_WORDS and not (phrase in _PLACE_AFTER_DI and i > 0 and words[i - 1] == "di")
+            if self._trapped(words, i) or common or word.isdigit():
                 i += used
                 continue
             upper = tuple(c for c in codes if depth_of(c) <= 2)
-            located = i > 0 and words[i - 1] in _LOCATIVE
             if upper:
                 mentions.append(_Mention(upper, phrase, strong=True, located=located, confidence=0.85))
             else:
@@ -604,9 +648,11 @@ class RegionIndex:
         chosen: list[str] = []
         confidence = 0.0
         if strong:
-            candidates = {c for m in strong for c in m.codes}
-            # A candidate every strong mention agrees with (is it, inside it, or holds it).
-            agreed = [c for c in candidates if all(any(_related(c, o) for o in m.codes) for m in strong)]
+            agreed = _agreed(strong)
+            if not agreed:
+                # A level word outweighs a bare name ("kota Jambi" over the river Batanghari).
+                strong = [m for m in strong if m.marked]
+                agreed = _agreed(strong)
             if not agreed:
                 return None  # two places that cannot both be right: do not pick one
             deepest = max(depth_of(c) for c in agreed)
@@ -617,6 +663,9 @@ class RegionIndex:
         for mention in weak:
             if chosen:
                 inside = [c for c in mention.codes if any(_inside(c, p) and c != p for p in chosen)]
+                # A bare name refines a kabupaten to a kecamatan; a desa only below a named kecamatan.
+                limit = 4 if mention.marked or depth_of(chosen[0]) >= 3 else 3
+                inside = [c for c in inside if depth_of(c) <= limit]
             elif home_region and mention.located:
                 inside = [c for c in mention.codes if _inside(c, home_region)]
             else:
@@ -642,6 +691,12 @@ class RegionIndex:
                 return None
             return self.match(common, 0.6, [*reasons, "ambiguous: " + ", ".join(self.names[c] for c in chosen[:3])])
         return self.match(chosen[0], confidence, reasons)
+
+
+def _agreed(strong: Sequence[_Mention]) -> list[str]:
+    """Candidates every strong mention agrees with (is it, lies inside it, or holds it)."""
+    candidates = {c for m in strong for c in m.codes}
+    return [c for c in candidates if all(any(_related(c, o) for o in m.codes) for m in strong)]
 
 
 def _settle(codes: list[str]) -> list[str]:
