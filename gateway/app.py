@@ -22,6 +22,7 @@ from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.metrics import Metrics
+from gateway.normalizer_models import load_understanding
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
@@ -42,7 +43,15 @@ class Gateway:
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
         self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
-        self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
+        self.understanding = load_understanding(config)
+        self.worker = Worker(
+            config,
+            self.store,
+            self.metrics,
+            self.make_context,
+            on_complete=self.waiters.complete,
+            understanding=self.understanding,
+        )
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
 

@@ -114,6 +114,15 @@ class SinkConfig(_Section):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class NormalizerConfig(_Section):
+    """What the normalizer reads into each report (category, kind, region, priority, likely duplicates)."""
+
+    enabled: bool = True
+    # The installation's own area (Kemendagri code, "33.28"): bare kecamatan/desa names are looked for here first.
+    home_region: str | None = Field(default=None, pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
+    related_days: int = Field(default=14, ge=1, le=365)
+
+
 class Category(_Section):
     name: str
     about: str = ""
@@ -137,6 +146,7 @@ class Config(_Section):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
+    normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
 
     @field_validator("channels", mode="before")
     @classmethod

@@ -43,7 +43,9 @@ from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
-from normalizer.types import ChannelMessage
+from normalizer.related import likely_duplicates
+from normalizer.types import ChannelMessage, ComplaintRecord
+from normalizer.understand import Understanding
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.batch import BatchWrites, LeaseLost, finish
@@ -160,8 +162,10 @@ class Worker:
         metrics: Metrics,
         make_context: Callable[[httpx.AsyncClient], ChannelContext],
         on_complete: Callable[[list[Completion]], None] = lambda _: None,
+        understanding: Understanding | None = None,
     ) -> None:
         self.config = config
+        self.understanding = understanding
         self.store = store
         self.metrics = metrics
         self._make_context = make_context
@@ -201,7 +205,9 @@ class Worker:
                 enriched = message
                 if adapter.enrich is not None:
                     enriched = await adapter.enrich(message, settings, self._make_context(self._client()))
-                result.outcomes.append((enriched, normalize(enriched, row.received_at, self.config.keywords)))
+                result.outcomes.append(
+                    (enriched, normalize(enriched, row.received_at, self.config.keywords, self.understanding))
+                )
         except Exception as exc:
             result.error = exc
         return result
@@ -341,6 +347,8 @@ class Worker:
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
             record = replace(record, parent_tracking_id=parent)
+        if not parent:
+            record = self._related(writes, record)
         fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
         writes.complaint(fields)
         complaint = SimpleNamespace(**fields)
@@ -355,6 +363,18 @@ class Worker:
         for sink in self.config.sinks:
             writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
         return complaint
+
+    def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
+        """The record with the open complaints it likely duplicates (same category and region, recent)."""
+        region = record.location.region_code if record.location else None
+        if self.understanding is None or not record.category or not region:
+            return record
+        writes.flush()  # a duplicate may sit in this very batch
+        since = record.received_at - timedelta(days=self.config.normalizer.related_days)
+        candidates = queries.related_candidates(writes.session, record.category, region, since)
+        texts = [(tracking_id, f"{subject or ''} {body}") for tracking_id, subject, body in candidates]
+        related = likely_duplicates(f"{record.subject or ''} {record.body}", texts)
+        return replace(record, related=tuple(related)) if related else record
 
     def _parent(
         self,

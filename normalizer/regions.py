@@ -235,7 +235,6 @@ _COMMON_WORDS = frozenset(
         "merdeka",
         "pembangunan",
         "sentosa",
-        "baru",
         "lama",
         "kramat",
         "bojong",
@@ -453,6 +452,8 @@ class RegionIndex:
     postal: dict[str, tuple[str, ...]]
     # For misspellings after a level word: per depth, the keys and, for each, its codes.
     by_depth: dict[int, list[str]] = field(default_factory=dict)
+    # For each word, the most words a name starting with it has: most words start none.
+    starts: dict[str, int] = field(default_factory=dict)
     # The home region's names per depth, worked out on first use (a memo: same answer every time).
     _home_memo: dict[tuple[str, int], list[str]] = field(default_factory=dict, repr=False)
 
@@ -478,22 +479,26 @@ class RegionIndex:
                 keys.setdefault(joined, []).append(code)
         by_name = {name: code for code, name in names.items()}
         for nickname, official in (_NICKNAMES if nicknames is None else nicknames).items():
-            code = by_name.get(official)
-            if code is not None:
-                keys.setdefault(nickname, []).append(code)
+            known = by_name.get(official)
+            if known is not None:
+                keys.setdefault(nickname, []).append(known)
         postal: dict[str, list[str]] = {}
         for code, pos in (postal_codes or {}).items():
             postal.setdefault(pos, []).append(code)
         by_depth: dict[int, list[str]] = {}
+        starts: dict[str, int] = {}
         for key, codes in keys.items():
             for depth in {depth_of(c) for c in codes}:
                 by_depth.setdefault(depth, []).append(key)
+            pieces = key.split(" ")
+            starts[pieces[0]] = max(starts.get(pieces[0], 0), min(len(pieces), _MAX_TOKENS))
         return cls(
             names=names,
             levels=levels,
             keys={k: tuple(dict.fromkeys(v)) for k, v in keys.items()},
             postal={k: tuple(v) for k, v in postal.items()},
             by_depth=by_depth,
+            starts=starts,
         )
 
     def __contains__(self, code: object) -> bool:
@@ -524,13 +529,15 @@ class RegionIndex:
 
     def _exact(self, words: Sequence[str], start: int) -> tuple[int, tuple[str, ...]] | None:
         """The longest name starting at ``start``: (tokens used, codes)."""
-        for n in range(min(_MAX_TOKENS, len(words) - start), 0, -1):
-            piece = words[start : start + n]
-            codes = self.keys.get(" ".join(piece))
-            if codes is None and n > 1:
-                codes = self.keys.get("".join(piece))
+        longest = self.starts.get(words[start], 0)
+        for n in range(min(longest, len(words) - start), 0, -1):
+            codes = self.keys.get(" ".join(words[start : start + n]))
             if codes:
                 return n, codes
+        if start + 1 < len(words):  # "tanjung pinang" for Tanjungpinang
+            codes = self.keys.get(words[start] + words[start + 1])
+            if codes:
+                return 2, codes
         return None
 
     def _fuzzy(self, words: Sequence[str], start: int, depth: int, home_region: str | None) -> tuple[int, str] | None:

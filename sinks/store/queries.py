@@ -37,6 +37,9 @@ SCHEMA_FIELDS: tuple[str, ...] = (
     "entered_by",
     "status",
     "inbox_id",
+    "priority",
+    "auto",
+    "related",
 )
 
 
@@ -67,6 +70,8 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
             "lon": complaint.lon,
             "region_code": complaint.region_code,
             "region_name": complaint.region_name,
+            "region_level": complaint.region_level,
+            "region_path": list(complaint.region_path or []),
         }
     return {
         "schema": "v1",
@@ -93,6 +98,9 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
         "entered_by": complaint.entered_by,
         "status": complaint.status,
         "inbox_id": complaint.inbox_id,
+        "priority": complaint.priority,
+        "auto": complaint.auto,
+        "related": list(complaint.related),
     }
 
 
@@ -128,6 +136,11 @@ def complaint_fields(
         lon=location.lon if location else None,
         region_code=location.region_code if location else None,
         region_name=location.region_name if location else None,
+        region_level=location.region_level if location else None,
+        region_path=[{"code": code, "name": name} for code, name in location.region_path] if location else None,
+        priority=record.priority,
+        auto=record.auto,
+        related=list(record.related),
         attachments=[
             {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
             for a in record.attachments
@@ -263,6 +276,32 @@ def list_complaints(
     if q and q.strip():
         query = query.where(matching_text(q))
     return page_of(session, query, cursor, limit)
+
+
+# Statuses after which a complaint is no longer open (a new report of the same problem is not a duplicate).
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected")
+
+
+def related_candidates(
+    session: Session, category: str, region_code: str, since: datetime, limit: int = 200
+) -> list[tuple[str, str | None, str]]:
+    """(tracking_id, subject, body) of open complaints of one category and region since ``since``, newest first.
+
+    One query on ``ix_complaint_related``; follow-ups are left out (they continue a complaint, they are not one).
+    """
+    rows = session.execute(
+        select(col(Complaint.tracking_id), col(Complaint.subject), col(Complaint.body))
+        .where(
+            col(Complaint.category) == category,
+            col(Complaint.region_code) == region_code,
+            col(Complaint.received_at) >= since,
+            col(Complaint.status).not_in(CLOSED_STATUSES),
+            col(Complaint.parent_tracking_id).is_(None),
+        )
+        .order_by(col(Complaint.received_at).desc())
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
