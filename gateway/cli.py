@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway import audit, cli_web, replay
+from gateway import audit, cli_normalizer, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
 from gateway.logs import configure_logging
@@ -38,6 +38,7 @@ app.add_typer(complaints_app, name="complaints")
 app.add_typer(failed_app, name="failed")
 app.add_typer(cli_web.users_app, name="users")
 app.command("import-csv")(cli_web.import_csv)
+cli_normalizer.register(app, complaints_app)
 
 out = Console()
 err = Console(stderr=True)
