@@ -96,9 +96,9 @@ def _print_evaluation(result: Evaluation, file: Path, misses: bool) -> None:
     confusion.add_column("right", justify="right")
     confusion.add_column("read as")
     for want in sorted(result.confusion):
-        row = result.confusion[want]
-        others = sorted(((n, got) for got, n in row.items() if got != want), reverse=True)
-        confusion.add_row(want, str(row.get(want, 0)), ", ".join(f"{got} {n}" for n, got in others))
+        counts = result.confusion[want]
+        others = sorted(((n, got) for got, n in counts.items() if got != want), reverse=True)
+        confusion.add_row(want, str(counts.get(want, 0)), ", ".join(f"{got} {n}" for n, got in others))
     out.print(confusion)
 
     summary = Table(title="Kind, priority, region")

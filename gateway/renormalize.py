@@ -169,9 +169,13 @@ def corrected_examples(store: Store) -> list[Example]:
     examples: list[Example] = []
     with store.read() as session:
         rows = session.execute(
-            select(Complaint.subject, Complaint.body, Complaint.category, Complaint.kind, Complaint.auto).where(
-                col(Complaint.category).is_not(None)
-            )
+            select(
+                col(Complaint.subject),
+                col(Complaint.body),
+                col(Complaint.category),
+                col(Complaint.kind),
+                col(Complaint.auto),
+            ).where(col(Complaint.category).is_not(None))
         ).all()
     for subject, body, category, kind, auto in rows:
         if auto is not None and _auto_code(auto, "category") == category:
