@@ -33,6 +33,8 @@ NORMALIZER_VERSION = "2026.12.1"
 KIND_CODES: tuple[str, ...] = ("complaint", "aspiration", "information_request")
 MIN_CATEGORY_CONFIDENCE = 0.3
 LEXICON_WEIGHT = 0.35
+# "mohon info", "syaratnya", "usul" decide the kind more surely than the category words decide the category.
+KIND_LEXICON_WEIGHT = 0.6
 NO_CATEGORY = "_none"  # the class learnt from texts that have no category ("tes", "halo min")
 
 # Decisive words per category: a phrase here settles the matter unless the model strongly disagrees.
@@ -281,8 +283,8 @@ class Classifier:
         probabilities = self._probabilities(self.kind_model, self._kind_coef, columns, values)
         scores = dict(zip(self._kind_classes, probabilities.tolist(), strict=True))
         hits = {code: found for code, phrases in KIND_LEXICON.items() if (found := _phrases_in(text, phrases))}
-        total = 1.0 + LEXICON_WEIGHT * len(hits)
-        combined = {code: (p + (LEXICON_WEIGHT if code in hits else 0.0)) / total for code, p in scores.items()}
+        total = 1.0 + KIND_LEXICON_WEIGHT * len(hits)
+        combined = {code: (p + (KIND_LEXICON_WEIGHT if code in hits else 0.0)) / total for code, p in scores.items()}
         best = max(combined, key=lambda code: (combined[code], code))
         reasons = hits.get(best, [])
         if not reasons and best != "complaint":
