@@ -112,8 +112,10 @@ def load_understanding(config: Config) -> Understanding | None:
     if not config.normalizer.enabled:
         return None
     categories = list(config.categories)
+    regions = shared_lokal_index()
+    regions.warm(config.normalizer.home_region)
     return Understanding(
         classifier=load_classifier(config.data_dir, categories),
-        regions=shared_lokal_index(),
+        regions=regions,
         home_region=config.normalizer.home_region,
     )

