@@ -50,6 +50,12 @@ class Metrics:
             ["kind", "target", "retryable"],
             registry=self.registry,
         )
+        self.urgent = Counter(
+            "lapor_complaints_urgent",
+            "Complaints stored as urgent (they threaten safety)",
+            ["channel"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "lapor_processing_latency_seconds",
             "From the inbox commit to the complaint commit",

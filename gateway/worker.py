@@ -230,6 +230,9 @@ class Worker:
             event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
             log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
         for completion in completions:
+            for record in completion.records:
+                if record.get("priority") == "urgent":
+                    self.metrics.urgent.labels(record["channel"]).inc()
             if completion.status == IGNORED:
                 log.info(logs.WORKER_IGNORED, inbox_id=completion.inbox_id, channel=completion.key[0])
             elif completion.status == DONE:

@@ -53,6 +53,18 @@ _STOPWORDS = frozenset(
         "terima",
         "kasih",
         "lapor",
+        # Level words: every candidate lies in the same region already, and "kec"/"kecamatan" differ only in spelling.
+        "kecamatan",
+        "kec",
+        "kabupaten",
+        "kab",
+        "kota",
+        "desa",
+        "ds",
+        "kelurahan",
+        "kel",
+        "provinsi",
+        "prov",
     }
 )
 
