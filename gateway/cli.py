@@ -20,9 +20,9 @@ from rich.table import Table
 
 from gateway import audit, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
-from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
+from gateway.cli_common import ConfigSource, config_of, say
+from gateway.config import DEFAULT_CONFIG_PATH, Config, display_url
 from gateway.logs import configure_logging
-from normalizer.errors import ConfigError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.db import Store, open_store, upgrade
@@ -40,7 +40,7 @@ app.add_typer(cli_web.users_app, name="users")
 app.command("import-csv")(cli_web.import_csv)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
 class Format(StrEnum):
@@ -68,18 +68,15 @@ def main_options(
     # No --config and no ./config.yaml: the embedded defaults (SQLite under data/, HTTP on 127.0.0.1:8080).
     if config is None and DEFAULT_CONFIG_PATH.exists():
         config = DEFAULT_CONFIG_PATH
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    configure_logging(loaded.logging.level, loaded.logging.format)
-    ctx.obj = loaded
+    source = ConfigSource(config)
+    # Read without the channels blocks here: only the commands that start channels need their secrets.
+    light = source.get(channels=False)
+    configure_logging(light.logging.level, light.logging.format)
+    ctx.obj = source
 
 
-def _config(ctx: typer.Context) -> Config:
-    config: Config = ctx.obj
-    return config
+def _config(ctx: typer.Context, channels: bool = False) -> Config:
+    return config_of(ctx, channels)
 
 
 def _store(ctx: typer.Context) -> Store:
@@ -117,9 +114,12 @@ def serve(ctx: typer.Context) -> None:
 
     from gateway.app import Gateway, create_app
 
-    config = _config(ctx)
+    config = _config(ctx, channels=True)
     store = open_store(config.database.url, echo=config.database.echo)
     upgrade(store)
+    say(
+        f"lapor-gateway serve: database {display_url(config.database.url)}, http://{config.http.host}:{config.http.port}"
+    )
     gateway = Gateway(config, store)
     uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
 
@@ -129,8 +129,8 @@ def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
 
-    config = _config(ctx)
-    gateway = Gateway(config, open_store(config.database.url))
+    config = _config(ctx, channels=True)
+    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
     stop = threading.Event()
 
     def request_stop(*_: object) -> None:
@@ -139,6 +139,7 @@ def worker(ctx: typer.Context) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
+    say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
     asyncio.run(gateway.worker.run(stop))
 
 
@@ -146,7 +147,7 @@ def worker(ctx: typer.Context) -> None:
 def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Apply the Alembic migrations."""
     upgrade(_store(ctx), revision)
-    out.print(f"database at revision {revision}")
+    out.print(f"database {display_url(_config(ctx).database.url)} at revision {revision}", markup=False, soft_wrap=True)
 
 
 @tokens_app.command("create")
@@ -243,7 +244,8 @@ def failed_replay(
     store, ref = _store(ctx), _ref(failed_id)
     if dry_run:
         try:
-            out.print_json(json.dumps(replay.preview(store, _config(ctx), ref), ensure_ascii=False, default=str))
+            preview = replay.preview(store, _config(ctx, channels=True), ref)
+            out.print_json(json.dumps(preview, ensure_ascii=False, default=str))
         except LookupError as exc:
             err.print(str(exc))
             raise typer.Exit(1) from None
@@ -264,7 +266,7 @@ def telegram_set_webhook(ctx: typer.Context) -> None:
     """Register <http.public_url>/webhooks/telegram with Telegram (setWebhook with the secret token)."""
     from channels.telegram import TelegramSettings, register_webhook
 
-    config = _config(ctx)
+    config = _config(ctx, channels=True)
     settings = config.channel("telegram")
     if not isinstance(settings, TelegramSettings) or not settings.enabled or settings.mode != "webhook":
         err.print("config: channels.telegram must be enabled with mode: webhook to set a webhook", markup=False)
