@@ -9,7 +9,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-
 QUEUE_SERIES = tuple((table, status) for table in ("inbox", "outbox") for status in ("pending", "processing", "failed"))
 
 
