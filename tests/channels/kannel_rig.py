@@ -122,6 +122,7 @@ log-level = 1
 group = sendsms-user
 username = {SENDSMS_USER}
 password = {SENDSMS_PASSWORD}
+user-deny-ip = "*.*.*.*"
 user-allow-ip = 127.0.0.1
 # Long replies (status texts) go out as a concatenated SMS instead of being cut at 160 characters.
 max-messages = 3
