@@ -16,15 +16,13 @@ import re
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.conftest import postgres_schema
 from tests.support.docs import ROOT, fenced_blocks
 from tests.support.server import free_port
 
@@ -45,14 +43,8 @@ def readme_blocks() -> dict[str, str]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema() as url:
+        yield url
 
 
 def user_environment(**extra: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.channels.kannel_rig import wait_for_port
 from tests.support.server import free_port
 
 JASMIN_VERSION = "0.11.1"
@@ -207,21 +208,8 @@ log_file = {logs}/amqp-client.log
                 env=env,
             )
         for port in (self.jcli_port, self.http_port):
-            self._wait_for(port)
+            wait_for_port(port, self._process, timeout=90)
         return self
-
-    def _wait_for(self, port: int, timeout: float = 90.0) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"jasmind exited with {self._process.returncode}: {self.output()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"jasmind does not listen on 127.0.0.1:{port} after {timeout}s: {self.output()[-2000:]}")
 
     def output(self) -> str:
         return (self.workdir / "jasmind.out").read_text(errors="replace")

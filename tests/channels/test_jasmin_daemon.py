@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from channels.gsm import gsm_encode
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
 from tests.channels.jasmin_rig import JasminRig
+from tests.channels.smpp_rig import mo
 from tests.channels.smpp_smsc import FakeSmsc
 from tests.channels.sms_http_support import serve_app
 from tests.support.docs import ROOT, fenced_blocks
@@ -92,18 +91,6 @@ def jasmin_config(make_config: Callable[..., Config], rig: JasminRig, port: int)
     )
 
 
-def mo(text: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "source_addr_ton": 1,
-        "source_addr_npi": 1,
-        "source_addr": SENDER,
-        "destination_addr": "1708",
-        "data_coding": 0,
-        "short_message": gsm_encode(text),
-    }
-    return {**base, **fields}
-
-
 def test_an_sms_through_real_jasmin_becomes_a_complaint_and_the_ack_reaches_the_smsc(
     make_config: Callable[..., Config], store: Store, smsc: FakeSmsc, jasmin: JasminRig
 ) -> None:
@@ -113,7 +100,7 @@ def test_an_sms_through_real_jasmin_becomes_a_complaint_and_the_ack_reaches_the_
         transcript = configure(jasmin, smsc, url)
         assert "Successfully added User [lapor]" in transcript
         smsc.wait_bound()  # `smppccm -1 operator` bound Jasmin to our SMSC
-        sequence = smsc.deliver(**mo("LAPOR jalan berlubang di Jl. Merdeka 10"))
+        sequence = smsc.deliver(**mo("LAPOR jalan berlubang di Jl. Merdeka 10", source_addr=SENDER))
         assert smsc.wait_response(sequence) == 0  # Jasmin took it from the SMSC
         [record] = eventually(lambda: complaint_records(store), "the complaint Jasmin posted", timeout=60)
         [submitted] = smsc.wait_submitted(1)  # the acknowledgement, through Jasmin's /send and MT route

@@ -18,10 +18,9 @@ import pytest
 
 from channels import kannel
 from channels.base import Reply
-from tests.channels.kannel_rig import KannelRig
-from tests.channels.sms_http_support import MemoryInbox, app_with, make_context, run, serve_app
+from tests.channels.kannel_rig import KannelRig, running_behind_webhook
+from tests.channels.sms_http_support import MemoryInbox, run
 from tests.support.docs import fenced_blocks
-from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -63,17 +62,12 @@ class DocumentedKannel(KannelRig):
 
 
 @pytest.fixture(scope="module")
-def documented_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DocumentedKannel, MemoryInbox]]:
-    port = free_port()
-    rig = DocumentedKannel(tmp_path_factory.mktemp("kannel-docs"), f"http://127.0.0.1:{port}/webhooks/kannel?")
-    inbox = MemoryInbox()
-    settings = kannel.KannelSettings(enabled=True, secret=SECRET)
-    with serve_app(app_with(kannel.router(settings, make_context(inbox))), port):
-        rig.start()
-        try:
-            yield rig, inbox
-        finally:
-            rig.stop()
+def documented_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KannelRig, MemoryInbox]]:
+    workdir = tmp_path_factory.mktemp("kannel-docs")
+    with running_behind_webhook(
+        lambda port: DocumentedKannel(workdir, f"http://127.0.0.1:{port}/webhooks/kannel?"), SECRET
+    ) as running:
+        yield running
 
 
 def sendsms(rig: KannelRig, source_address: str, text: str) -> httpx.Response:
@@ -84,7 +78,7 @@ def sendsms(rig: KannelRig, source_address: str, text: str) -> httpx.Response:
 
 
 def test_the_documented_conf_brings_a_message_to_the_gateway(
-    documented_rig: tuple[DocumentedKannel, MemoryInbox],
+    documented_rig: tuple[KannelRig, MemoryInbox],
 ) -> None:
     rig, inbox = documented_rig
     rig.inject("6281234500008", "1708", "LAPOR lampu jalan mati")
@@ -97,7 +91,7 @@ def test_the_documented_conf_brings_a_message_to_the_gateway(
 
 
 def test_the_gateway_host_may_send_and_another_address_is_refused(
-    documented_rig: tuple[DocumentedKannel, MemoryInbox],
+    documented_rig: tuple[KannelRig, MemoryInbox],
 ) -> None:
     rig, _ = documented_rig
     rig.inject("6281234500009", "1708", "LAPOR x")  # a connected SMSC for bearerbox to route to
