@@ -21,6 +21,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.support.docs import ROOT, fenced_blocks
+from tests.support.server import free_port
 
 DEPLOY = ROOT / "deploy"
 PAGE = ROOT / "docs" / "operations.md"
@@ -140,3 +141,41 @@ def test_the_page_shows_the_files_in_deploy() -> None:
 @pytest.mark.parametrize("unit", ["lapor-gateway.service", "lapor-gateway-worker@.service"])
 def test_the_page_installs_the_units_it_starts(unit: str) -> None:
     assert f"deploy/systemd/{unit}" in PAGE.read_text()
+
+
+def test_the_nginx_block_passes_nginx_t(tmp_path: Path) -> None:
+    nginx = ensure_tool("nginx", "nginx-light")
+    ensure_tool("openssl", "openssl")
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=lapor.example.go.id"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    site = (DEPLOY / "nginx" / "lapor-gateway.conf").read_text()
+    # nginx -t binds its listeners: keep them on loopback, on free ports; the certificate is a fresh one.
+    mapping = {
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{free_port()} ssl http2;",
+        "listen 80;": f"listen 127.0.0.1:{free_port()};",
+        "/etc/letsencrypt/live/lapor.example.go.id/fullchain.pem": str(cert),
+        "/etc/letsencrypt/live/lapor.example.go.id/privkey.pem": str(key),
+    }
+    for documented, here in mapping.items():
+        assert documented in site, f"deploy/nginx/lapor-gateway.conf no longer says {documented!r}"
+        site = site.replace(documented, here)
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path}/body;\n  proxy_temp_path {tmp_path}/proxy;\n"
+        f"  include {tmp_path}/site.conf;\n}}\n"
+    )
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
