@@ -4,23 +4,34 @@
   (``/opt/lapor-gateway``) mapped onto this one, so the ``ExecStart`` binary is real;
 - the alert rules: ``promtool check rules`` and ``promtool test rules`` (Debian's ``prometheus``);
 - the Grafana dashboard and the rules: every metric they name is one the gateway exports on /metrics;
-- the nginx block and the scrape example on the page match the files in deploy/.
+- the nginx block (``nginx -t``) and the scrape example on the page match the files in deploy/;
+- the page's ``pg_dump`` and ``pg_restore`` lines bring a store back whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from gateway.app import Gateway, create_app
+from gateway.auth import create_token
+from sinks.store.db import open_store, upgrade
+from tests.conftest import POSTGRES_URL, bearer, build_config
 from tests.support.docs import ROOT, fenced_blocks
+from tests.support.e2e import complaint_records
 from tests.support.server import free_port
 
 DEPLOY = ROOT / "deploy"
@@ -67,9 +78,9 @@ def test_the_units_run_the_commands_the_readme_names() -> None:
     worker = (DEPLOY / "systemd" / "lapor-gateway-worker@.service").read_text()
     assert re.search(r"^ExecStart=\S+/lapor-gateway serve$", serve, re.MULTILINE)
     assert re.search(r"^ExecStart=\S+/lapor-gateway worker$", worker, re.MULTILINE)
-    for text in (serve, worker):
-        assert "Environment=LAPOR_GATEWAY_CONFIG=/etc/lapor-gateway/config.yaml" in text
-        assert "StateDirectory=lapor-gateway" in text
+    for unit in (serve, worker):
+        assert "Environment=LAPOR_GATEWAY_CONFIG=/etc/lapor-gateway/config.yaml" in unit
+        assert "StateDirectory=lapor-gateway" in unit
 
 
 def test_the_alert_rules_pass_promtool_check_and_their_unit_tests(tmp_path: Path) -> None:
@@ -181,3 +192,63 @@ def test_the_nginx_block_passes_nginx_t(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def page_line(program: str) -> str:
+    """The first command line of the page that runs ``program``."""
+    return next(line for line in PAGE.read_text().splitlines() if line.startswith(f"{program} "))
+
+
+def run_page_line(line: str, mapping: dict[str, str]) -> None:
+    """The line as the page has it, only its database URL and backup folder put in place, run by bash."""
+    for documented, here in mapping.items():
+        assert documented in line, f"docs/operations.md no longer says {documented!r} in {line!r}"
+        line = line.replace(documented, here)
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_the_pages_pg_dump_and_pg_restore_bring_the_store_back(tmp_path: Path) -> None:
+    """A dump taken as the page says, restored as the page says into an empty database, is the same store."""
+    suffix = uuid.uuid4().hex[:8]
+    documented = "postgresql://lapor@127.0.0.1:5432/lapor"
+    with scratch_database(f"lapor_src_{suffix}") as source, scratch_database(f"lapor_dst_{suffix}") as target:
+        store = open_store(source)
+        upgrade(store)
+        entry = {"body": "Lampu jalan mati di Jl. Sudirman", "source": "phone", "category": "pju"}
+        with TestClient(create_app(Gateway(build_config(source, tmp_path / "data"), store))) as client:
+            token = create_token(store, "siti", "agent")
+            answer = client.post("/api/v1/complaints", json=entry, headers={**bearer(token), "Idempotency-Key": "bk-1"})
+            assert answer.status_code == 201, answer.text
+        before = complaint_records(store)
+        store.dispose()
+
+        run_page_line(page_line("pg_dump"), {documented: source, "/var/backups/lapor/": f"{tmp_path}/"})
+        [dump] = tmp_path.glob("lapor-*.dump")
+        restore = {
+            f"--dbname={documented}": f"--dbname={target}",
+            "/var/backups/lapor/lapor-2026-12-01.dump": str(dump),
+        }
+        run_page_line(page_line("pg_restore"), restore)
+
+        restored = open_store(target)
+        try:
+            assert complaint_records(restored) == before
+            with restored.read() as session:
+                revision = session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            upgrade(restored)  # already at head: `db upgrade` after a restore is a no-op
+            with restored.read() as session:
+                assert session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == revision
+        finally:
+            restored.dispose()
