@@ -17,10 +17,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import inspect
 
 from gateway import audit, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
-from gateway.cli_common import ConfigSource, config_of, say
+from gateway.cli_common import ConfigSource, config_of, fail, say
 from gateway.config import DEFAULT_CONFIG_PATH, Config, display_url
 from gateway.logs import configure_logging
 from normalizer.tracking import canonical_tracking_id
@@ -81,6 +82,15 @@ def _config(ctx: typer.Context, channels: bool = False) -> Config:
 
 def _store(ctx: typer.Context) -> Store:
     return open_store(_config(ctx).database.url)
+
+
+def _migrated_store(ctx: typer.Context) -> Store:
+    """The store for commands that read it: one line, not a traceback, when it was never migrated."""
+    store = _store(ctx)
+    if not inspect(store.engine).has_table("complaint"):
+        url = display_url(_config(ctx).database.url)
+        raise fail(f"database {url} has no tables yet — run .venv/bin/lapor-gateway db upgrade (serve does it too)")
+    return store
 
 
 def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: str) -> None:
@@ -167,7 +177,7 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Option(help="whose tokens to revoke")]) -> None:
     """Revoke every token of NAME."""
-    count = revoke_tokens(_store(ctx), name)
+    count = revoke_tokens(_migrated_store(ctx), name)
     out.print(f"revoked {count} token(s) of {name}")
     if count == 0:
         raise typer.Exit(1)
@@ -188,7 +198,7 @@ def complaints_list(
     """Newest complaints first."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=queries.now().tzinfo)
-    with _store(ctx).read() as session:
+    with _migrated_store(ctx).read() as session:
         page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit)
         rows = [queries.complaint_record(c) for c in page.items]
     _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
@@ -198,7 +208,7 @@ def complaints_list(
 def complaints_show(ctx: typer.Context, tracking_id: str, fmt: FormatOption = Format.json) -> None:
     """One complaint by its tracking id."""
     canonical = canonical_tracking_id(tracking_id) or tracking_id
-    with _store(ctx).read() as session:
+    with _migrated_store(ctx).read() as session:
         found = queries.complaint_by_tracking_id(session, canonical)
         record = queries.complaint_record(found) if found else None
     if record is None:
@@ -213,7 +223,7 @@ FAILED_COLUMNS = ["id", "channel", "provider", "target", "attempts", "error_type
 @failed_app.command("list")
 def failed_list(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Inbox and outbox rows that gave up."""
-    _emit(replay.list_failed(_store(ctx)), fmt, FAILED_COLUMNS, "Failed messages")
+    _emit(replay.list_failed(_migrated_store(ctx)), fmt, FAILED_COLUMNS, "Failed messages")
 
 
 def _ref(text: str) -> replay.FailedRef:
@@ -227,7 +237,7 @@ def _ref(text: str) -> replay.FailedRef:
 @failed_app.command("show")
 def failed_show(ctx: typer.Context, failed_id: str, fmt: FormatOption = Format.json) -> None:
     """A failed message with its raw payload, headers, error and attempts."""
-    view = replay.show_failed(_store(ctx), _ref(failed_id))
+    view = replay.show_failed(_migrated_store(ctx), _ref(failed_id))
     if view is None:
         err.print(f"no message {failed_id}")
         raise typer.Exit(1)
@@ -241,7 +251,7 @@ def failed_replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what it would make, change nothing")] = False,
 ) -> None:
     """Put a failed message back in the queue (a replay never makes a second complaint)."""
-    store, ref = _store(ctx), _ref(failed_id)
+    store, ref = _migrated_store(ctx), _ref(failed_id)
     if dry_run:
         try:
             preview = replay.preview(store, _config(ctx, channels=True), ref)

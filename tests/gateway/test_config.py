@@ -132,6 +132,12 @@ def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> su
 
 def test_complaints_show_runs_without_the_channel_secrets(tmp_path: Path) -> None:
     path = write(tmp_path, "database:\n  url: sqlite:///lapor.db\n" + TELEGRAM)
+    fresh = run_cli(tmp_path, "--config", str(path), "complaints", "list", env={"TG_ON": "true"})
+    assert fresh.returncode == 2
+    assert (
+        fresh.stderr
+        == f"database {tmp_path.resolve()}/lapor.db has no tables yet — run .venv/bin/lapor-gateway db upgrade (serve does it too)\n"
+    )
     assert run_cli(tmp_path, "--config", str(path), "db", "upgrade", env={"TG_ON": "true"}).returncode == 0
     result = run_cli(tmp_path, "--config", str(path), "complaints", "show", "LPR-7K3Q9X", env={"TG_ON": "true"})
     assert result.returncode == 1, result.stderr  # no such complaint, but the config was fine
