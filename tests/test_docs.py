@@ -8,7 +8,7 @@ format checks (a Telegram token looks like one, an SMPP password fits 8 characte
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ class _Env(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._values[name]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
