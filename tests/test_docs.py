@@ -8,7 +8,6 @@ format checks (a Telegram token looks like one, an SMPP password fits 8 characte
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -27,20 +26,9 @@ def config_blocks() -> list[Block]:
     return [block for page in doc_pages() for block in fenced_blocks(page) if block.info in ("yaml", "yml")]
 
 
-class _Env(Mapping[str, str]):
-    """Every variable a block names is set."""
-
-    def __init__(self, names: set[str]) -> None:
-        self._values = {name: _STAND_INS.get(name, _STAND_IN) for name in names}
-
-    def __getitem__(self, name: str) -> str:
-        return self._values[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
+def stand_ins(text: str) -> dict[str, str]:
+    """A value for every ``${VAR}`` the text names."""
+    return {name: _STAND_INS.get(name, _STAND_IN) for name in _VAR.findall(text)}
 
 
 def test_the_docs_have_config_blocks_to_check() -> None:
@@ -53,11 +41,11 @@ def test_every_config_block_loads_through_the_config_model(block: Block, tmp_pat
     assert isinstance(yaml.safe_load(block.text), dict), f"{block.where}: a config block is a mapping"
     path = tmp_path / "config.yaml"
     path.write_text(block.text, encoding="utf-8")
-    load_config(path, environ=_Env(set(_VAR.findall(block.text))))  # raises ConfigError naming the key
+    load_config(path, environ=stand_ins(block.text))  # raises ConfigError naming the key
 
 
 def test_config_example_loads(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[1] / "config.example.yaml").read_text(encoding="utf-8")
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
-    load_config(path, environ=_Env(set(_VAR.findall(text))))
+    load_config(path, environ=stand_ins(text))
