@@ -390,6 +390,8 @@ class Worker:
         """Which complaint a message continues: a quoted id, a reply to our ack, or the chat's open one."""
         references = message.extra.get("reply_references") or []
         window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
+        if message.channel == "sms":
+            window = 0  # an SMS number is no chat: Twilio's window is for its WhatsApp messages
         if not (quoted or references or (window > 0 and message.reply_to)):
             return None
         writes.flush()  # the complaint continued may be earlier in this batch

@@ -310,3 +310,29 @@ def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
 
 def now() -> datetime:
     return utcnow()
+
+
+def replies_of(session: Session, tracking_id: str) -> list[dict[str, Any]]:
+    """What we sent the citizen about a complaint, oldest first, with the provider's word on delivery.
+
+    Single-record views add these as ``replies``: ``status`` is ours (pending, done, failed),
+    ``delivery_status`` the provider's receipt (``delivered``, ``read``, ``failed``…), None until one came.
+    The address is left out: it is the reporter's, and anonymous reporters have none in any view.
+    """
+    rows = session.execute(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.kind) == "reply", col(OutboxMessage.tracking_id) == tracking_id)
+        .order_by(col(OutboxMessage.id))
+    ).scalars()
+    return [
+        {
+            "channel": row.target,
+            "text": row.payload.get("text"),
+            "status": row.status,
+            "attempts": row.attempts,
+            "sent_at": iso(row.sent_at),
+            "provider_message_id": row.provider_message_id,
+            "delivery_status": row.delivery_status,
+        }
+        for row in rows
+    ]
