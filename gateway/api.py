@@ -56,20 +56,6 @@ Agent = Annotated[Principal, Depends(requires("agent"))]
 Admin = Annotated[Principal, Depends(requires("admin"))]
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body is over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
@@ -83,7 +69,7 @@ async def create_complaint(
 ) -> JSONResponse:
     """Enter a report that came by phone, radio, walk-in or social media; answers with its schema-v1 record."""
     gateway = _gateway(request)
-    raw = await _read_limited(request, gateway.config.http.max_body_bytes)
+    raw = await request.body()  # gateway.limits.BodyLimit has refused it already if over http.max_body_bytes
     try:
         validated = manual.ManualEntry.model_validate_json(raw)
     except ValidationError as exc:

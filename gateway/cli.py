@@ -116,12 +116,19 @@ def serve(ctx: typer.Context) -> None:
     import uvicorn
 
     from gateway.app import Gateway, create_app
+    from gateway.limits import server_options
 
     config = _config(ctx)
     store = open_store(config.database.url, echo=config.database.echo)
     upgrade(store)
     gateway = Gateway(config, store)
-    uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
+    uvicorn.run(
+        create_app(gateway),
+        host=config.http.host,
+        port=config.http.port,
+        log_level="warning",
+        **server_options(config.http),
+    )
 
 
 @app.command()

@@ -28,6 +28,8 @@ SERVICE_STOPPED = "service.stopped"
 SERVICE_CRASHED = "service.crashed"
 AUTH_REFUSED = "auth.refused"
 GATEWAY_STARTED = "gateway.started"
+HTTP_BODY_REFUSED = "http.body_refused"
+HTTP_HEADER_TIMEOUT = "http.header_timeout"
 
 # A 16-digit NIK (national id) and phone numbers in their Indonesian spellings.
 _NIK = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")
