@@ -206,4 +206,6 @@ def server_options(http: HttpConfig) -> dict[str, Any]:
         "timeout_keep_alive": http.keep_alive_s,
         "limit_concurrency": http.max_connections,
         "timeout_graceful_shutdown": 10,
+        # uvicorn's own handlers print tracebacks over many lines: its loggers go to ours (gateway/logs.py).
+        "log_config": None,
     }

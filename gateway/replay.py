@@ -37,7 +37,7 @@ def parse_ref(text: str) -> FailedRef:
     """``inbox-12``, ``outbox-5``, or a bare number for an inbox row."""
     table, _, number = text.rpartition("-")
     table = table or "inbox"
-    if table not in TABLES or not number.isdigit():
+    if table not in TABLES or not (number.isascii() and number.isdigit()) or int(number) > queries.MAX_ID:
         raise ValueError(f"{text!r} is not a failed-message id (use inbox-<n> or outbox-<n>)")
     return FailedRef(table, int(number))
 

@@ -211,22 +211,47 @@ def encode_cursor(complaint: Complaint) -> str:
     return base64.urlsafe_b64encode(json.dumps([iso(complaint.received_at), complaint.id]).encode()).decode()
 
 
+# Ids are 64-bit signed integers in every store: a larger number is no row of ours, and the driver would fail.
+MAX_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (received_at, id) a cursor of ours carries; ``ValueError`` for anything else, whatever its shape."""
     try:
-        received_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(received_at.replace("Z", "+00:00")), int(complaint_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, RecursionError) as exc:  # bad base64, bad UTF-8, bad JSON are all ValueErrors
         raise ValueError("cursor is not one this server gave out") from exc
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], str)
+        and type(decoded[1]) is int
+        and 0 < decoded[1] <= MAX_ID
+    ):
+        raise ValueError("cursor is not one this server gave out")
+    try:
+        received_at = datetime.fromisoformat(decoded[0].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+    if received_at.tzinfo is None:
+        raise ValueError("cursor is not one this server gave out")
+    return received_at, decoded[1]
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for LIKE with ``\\``, ``%`` and ``_`` in ``text`` matched as themselves (escape ``\\``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def matching_text(text: str) -> ColumnElement[bool]:
     """Subject, body or tracking id containing ``text``; a tracking id in any spelling finds its complaint."""
-    pattern = f"%{text.strip().lower()}%"
+    pattern = like_pattern(text.strip().lower())
     return or_(
         col(Complaint.tracking_id) == (canonical_tracking_id(text) or ""),
-        func.lower(col(Complaint.body)).like(pattern),
-        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
-        func.lower(col(Complaint.tracking_id)).like(pattern),
+        func.lower(col(Complaint.body)).like(pattern, escape="\\"),
+        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern, escape="\\"),
+        func.lower(col(Complaint.tracking_id)).like(pattern, escape="\\"),
     )
 
 
@@ -255,6 +280,8 @@ def list_complaints(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since needs a time zone, e.g. 2026-11-25T08:00:00+07:00 or 2026-11-25T01:00:00Z")
     query = select(Complaint)
     if channel:
         query = query.where(col(Complaint.channel) == channel)

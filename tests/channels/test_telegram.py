@@ -176,7 +176,11 @@ def test_update_with_the_secret_is_stored_raw_keyed_by_bot_and_update_id() -> No
     assert item.raw == payload("photo_with_caption.json")
 
 
-@pytest.mark.parametrize("secret", ["tebakan", "", None], ids=["wrong", "empty", "missing"])
+@pytest.mark.parametrize(
+    "secret",
+    ["tebakan", "", None, SECRET[:-1], SECRET + "x", SECRET[:1]],
+    ids=["wrong", "empty", "missing", "prefix", "extra-characters", "first-character"],
+)
 def test_update_without_the_right_secret_is_refused_and_nothing_stored(secret: str | None) -> None:
     inbox = MemoryInbox()
     assert post_update(inbox, payload("text.json"), secret).status_code == 403
@@ -195,6 +199,14 @@ def test_malformed_update_with_the_secret_is_a_400_and_nothing_stored() -> None:
     response = post_update(inbox, payload("malformed_no_update_id.json"))
     assert response.status_code == 400
     assert "update_id" in response.text
+    assert inbox.items == {}
+
+
+def test_update_nested_ten_thousand_deep_is_a_400_naming_it_not_a_crash() -> None:
+    inbox = MemoryInbox()
+    response = post_update(inbox, b'{"update_id": 1, "message": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    assert response.status_code == 400
+    assert "recursion" in response.text
     assert inbox.items == {}
 
 

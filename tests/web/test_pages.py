@@ -443,3 +443,23 @@ def test_logout_and_disabling_end_the_session(site: Site, agent: httpx.Client) -
     token = csrf_of(agent.get("/pengaduan").text)
     assert agent.post("/logout", data={"csrf_token": token}).status_code == 303
     assert agent.get("/pengaduan").status_code == 303
+
+
+def test_a_raw_payload_that_cannot_be_pretty_printed_never_breaks_the_failed_list(
+    site: Site, admin: httpx.Client
+) -> None:
+    # A mail body of 5,000 `[` (what an attacker sent), valid JSON nested 500 deep, and markup.
+    failed_row(site.store, b"[" * 5000, channel="email", provider="smtp")
+    failed_row(site.store, b"[" * 500 + b"]" * 500, channel="email", provider="smtp")
+    failed_row(site.store, b"<script>alert(1)</script>", channel="email", provider="smtp")
+    for _ in range(2):  # every load, not only the first
+        page = admin.get("/gagal")
+        assert page.status_code == 200
+        assert "[" * 5000 in page.text
+        assert "[" * 500 + "]" * 500 in page.text
+        assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+
+
+def test_audit_paging_beyond_64_bits_is_refused_not_a_crash(admin: httpx.Client) -> None:
+    assert admin.get(f"/audit?sebelum={2**64}").status_code == 422
+    assert admin.get(f"/gagal?diantrekan={2**64}").status_code == 422
