@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,13 @@ from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import ComplaintRecord
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+
+
+class DrawId(Protocol):
+    """Where tracking ids come from (``new_tracking_id``; a test hands in a sequence that collides)."""
+
+    def __call__(self, *, length: int = LENGTH) -> str: ...
+
 
 SCHEMA_FIELDS: tuple[str, ...] = (
     "tracking_id",
@@ -139,10 +146,10 @@ def complaint_fields(
     )
 
 
-def insert_complaint(session: Session, fields: dict[str, Any]) -> None:
+def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
     """Insert a complaint with a fresh tracking id, drawing again (and growing the id) on a collision."""
     for attempt in range(12):
-        fields["tracking_id"] = new_tracking_id(length=LENGTH + attempt // 4)
+        fields["tracking_id"] = draw(length=LENGTH + attempt // 4)
         try:
             with session.begin_nested():
                 session.execute(insert(Complaint).values(fields))
