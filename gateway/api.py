@@ -79,7 +79,8 @@ async def create_complaint(
     category_error = entry.category_problem(validated.category, gateway.config.categories)
     if category_error is not None:
         return JSONResponse({"detail": [{"loc": ["body", "category"], "msg": category_error}]}, status_code=422)
-    result = await entry.submit(gateway, raw, principal.name, idempotency_key, request.headers.get("content-type", ""))
+    kept = manual.kept_raw(raw, validated)
+    result = await entry.submit(gateway, kept, principal.name, idempotency_key, request.headers.get("content-type", ""))
     return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
 
@@ -130,7 +131,7 @@ def list_failed(request: Request, principal: Admin) -> dict[str, Any]:
 def show_failed(request: Request, principal: Admin, failed_id: str) -> dict[str, Any]:
     view = replay.show_failed(_gateway(request).store, _ref(failed_id))
     if view is None:
-        raise HTTPException(404, f"no message {failed_id}")
+        raise HTTPException(404, f"no failed message {failed_id}")
     return view
 
 

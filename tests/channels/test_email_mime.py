@@ -340,4 +340,3 @@ def test_seven_bit_charsets_are_decoded_by_their_label(charset: str, text: str) 
     data = text.encode(charset)
     assert data.isascii()
     assert decode_text(data, charset) == text
-
