@@ -336,6 +336,10 @@ def _parse(raw: bytes, meta: Mapping[str, Any], provider: str) -> ChannelMessage
             "subject": subject,
             "message_id": message_id,
             "reply_references": references(msg),
+            # Topmost first, as written: channels/email/acks.py decides from them whom to acknowledge.
+            "authentication_results": [
+                _unfold(str(value))[:2000] for key, value in msg.raw_items() if key.lower() == "authentication-results"
+            ][:10],
             "media": media,
         },
     )
