@@ -57,16 +57,20 @@ def relay() -> Iterator[CapturingRelay]:
         yield server
 
 
-@pytest.fixture
-def smtp_config(make_config: Callable[..., Config], relay: CapturingRelay) -> Config:
-    # These tests are about what becomes of a mail: every sender is acknowledged (the policy is tested below).
-    block = {
+def listener_block(relay: CapturingRelay, **policy: object) -> dict[str, object]:
+    """``channels.smtp`` on a free port for kota.go.id, acknowledging through ``relay`` by ``policy``."""
+    return {
         "port": free_port(),
         "domains": ["kota.go.id"],
         "relay": {"port": relay.port, "from_address": OUR_ADDRESS},
-        "acknowledge_unauthenticated": True,
+        **policy,
     }
-    return make_config(channels={"smtp": block})
+
+
+@pytest.fixture
+def smtp_config(make_config: Callable[..., Config], relay: CapturingRelay) -> Config:
+    # These tests are about what becomes of a mail: every sender is acknowledged (the policy is tested below).
+    return make_config(channels={"smtp": listener_block(relay, acknowledge_unauthenticated=True)})
 
 
 def test_mail_with_attachments_becomes_a_complaint_and_an_acknowledgement(
@@ -218,13 +222,7 @@ def _verified(domain: str) -> str:
 
 @pytest.fixture
 def guarded_config(make_config: Callable[..., Config], relay: CapturingRelay) -> Config:
-    block = {
-        "port": free_port(),
-        "domains": ["kota.go.id"],
-        "relay": {"port": relay.port, "from_address": OUR_ADDRESS},
-        "trusted_authserv_id": MX,
-        "acks_per_recipient_per_day": 2,
-    }
+    block = listener_block(relay, trusted_authserv_id=MX, acks_per_recipient_per_day=2)
     return make_config(channels={"smtp": block})
 
 

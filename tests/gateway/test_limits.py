@@ -189,19 +189,14 @@ def test_slow_headers_are_closed_even_while_bytes_trickle(guarded_server: tuple[
         assert _closed_by_server(sock, trickle=b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 1000)
 
 
-def test_an_idle_keep_alive_connection_is_closed_after_the_header_deadline(guarded_server: tuple[int, Any]) -> None:
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_a_prompt_request_is_answered_and_an_idle_connection_closed_at_the_head_deadline(
+    guarded_server: tuple[int, Any], keep_alive: bool
+) -> None:
     port, _ = guarded_server
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + (b"" if keep_alive else b"Connection: close\r\n") + b"\r\n")
         sock.settimeout(30)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        # keep_alive_s is 600 here: only the head deadline can close it.
+        # keep_alive_s is 600 here: only the head deadline can close the kept-alive connection.
         assert _closed_by_server(sock)
-
-
-def test_a_prompt_request_is_answered(guarded_server: tuple[int, Any]) -> None:
-    port, _ = guarded_server
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        sock.settimeout(30)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
