@@ -21,6 +21,7 @@ from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
+from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
 from gateway.normalizer_models import load_understanding
 from gateway.registry import CHANNELS
@@ -122,7 +123,14 @@ def create_app(gateway: Gateway) -> FastAPI:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.to_thread(gateway.stop)
 
-    app = FastAPI(title="lapor-gateway", version="0.1.0", lifespan=lifespan)
+    docs = gateway.config.http.api_docs
+    app = FastAPI(
+        title="lapor-gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     app.state.gateway = gateway
 
     @app.get("/healthz", include_in_schema=False)
@@ -147,4 +155,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
             app.include_router(adapter.router(settings, context))
+    # Outermost of our middleware: an oversized or slow body is refused before any route sees a byte.
+    http_config = gateway.config.http
+    app.add_middleware(
+        BodyLimit,
+        default=http_config.max_body_bytes,
+        overrides=http_config.body_limits,
+        body_timeout_s=http_config.body_timeout_s,
+    )
     return app

@@ -124,6 +124,7 @@ def serve(ctx: typer.Context) -> None:
     import uvicorn
 
     from gateway.app import Gateway, create_app
+    from gateway.limits import server_options
 
     config = _config(ctx, channels=True)
     store = open_store(config.database.url, echo=config.database.echo)
@@ -132,7 +133,13 @@ def serve(ctx: typer.Context) -> None:
         f"lapor-gateway serve: database {display_url(config.database.url)}, http://{config.http.host}:{config.http.port}"
     )
     gateway = Gateway(config, store)
-    uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
+    uvicorn.run(
+        create_app(gateway),
+        host=config.http.host,
+        port=config.http.port,
+        log_level="warning",
+        **server_options(config.http),
+    )
 
 
 @app.command()
@@ -240,7 +247,7 @@ def failed_show(ctx: typer.Context, failed_id: str, fmt: FormatOption = Format.j
     """A failed message with its raw payload, headers, error and attempts."""
     view = replay.show_failed(_migrated_store(ctx), _ref(failed_id))
     if view is None:
-        err.print(f"no message {failed_id}")
+        err.print(f"no failed message {failed_id}")
         raise typer.Exit(1)
     _emit([view], fmt, FAILED_COLUMNS, failed_id)
 
@@ -266,6 +273,33 @@ def failed_replay(
         err.print(f"{ref} is not in the failed list")
         raise typer.Exit(1)
     out.print(f"{ref} is pending again")
+
+
+reporters_app = typer.Typer(help="Citizens' personal data (UU PDP requests).", no_args_is_help=True)
+app.add_typer(reporters_app, name="reporters")
+
+
+@reporters_app.command("forget")
+def reporters_forget(
+    ctx: typer.Context,
+    phone: Annotated[str | None, typer.Option(help="the reporter's phone number, any spelling")] = None,
+    email: Annotated[str | None, typer.Option(help="the reporter's e-mail address")] = None,
+    telegram_id: Annotated[str | None, typer.Option("--telegram-id", help="the reporter's Telegram user id")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what it would touch, change nothing")] = False,
+) -> None:
+    """Remove a reporter's identity from complaints, raw messages, outbox and attachments; keep the complaints."""
+    from gateway import forget
+
+    store = _store(ctx)
+    upgrade(store)
+    try:
+        done = forget.forget(
+            store, f"cli:{getpass.getuser()}", phone=phone, email=email, telegram_id=telegram_id, dry_run=dry_run
+        )
+    except ValueError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print_json(json.dumps({"dry_run": dry_run, **done.summary()}))
 
 
 telegram_app = typer.Typer(help="Telegram bot set-up.", no_args_is_help=True)

@@ -42,6 +42,15 @@ class HttpConfig(_Section):
     # The URL providers see (behind a proxy it differs from Host); signatures are checked against it.
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Path prefix -> byte limit, over the built-in per-provider limits (gateway/limits.py ROUTE_LIMITS).
+    body_limits: dict[str, int] = Field(default_factory=dict)
+    # Slow clients: the request head, the body, an idle keep-alive, and connections at once (then 503).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=512, ge=1)
+    # FastAPI's /docs and /redoc load Swagger UI from a CDN: off unless asked for (/openapi.json stays).
+    api_docs: bool = False
     timezone: str = "Asia/Jakarta"
 
     @field_validator("timezone")

@@ -44,6 +44,7 @@ from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
 from normalizer.related import likely_duplicates
+from normalizer.tracking import new_tracking_id
 from normalizer.types import ChannelMessage, ComplaintRecord
 from normalizer.understand import Understanding
 from sinks.forwarders import FORWARDERS
@@ -163,9 +164,11 @@ class Worker:
         make_context: Callable[[httpx.AsyncClient], ChannelContext],
         on_complete: Callable[[list[Completion]], None] = lambda _: None,
         understanding: Understanding | None = None,
+        tracking_ids: queries.DrawId = new_tracking_id,
     ) -> None:
         self.config = config
         self.understanding = understanding
+        self._tracking_ids = tracking_ids
         self.store = store
         self.metrics = metrics
         self._make_context = make_context
@@ -255,7 +258,7 @@ class Worker:
         """Write one pass over the batch; returns the completions and the failures it recorded."""
         completions: list[Completion] = []
         failures: list[tuple[InboxMessage, BaseException, str, bool]] = []
-        writes = BatchWrites(session, careful)
+        writes = BatchWrites(session, careful, self._tracking_ids)
         for parsed in batch:
             row = parsed.row
             if parsed.error is None:

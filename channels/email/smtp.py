@@ -19,7 +19,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import Field, field_validator, model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, Reply, Sent
-from channels.email.media import save_attachments
+from channels.email import acks
+from channels.email.acks import AckPolicy
 from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
 from normalizer.types import ChannelMessage
@@ -36,7 +37,7 @@ SESSION_ERROR = "smtp.session_error"
 TRY_AGAIN = "451 4.3.0 Could not store the message now, please try again later"
 
 
-class SmtpSettings(ChannelSettings):
+class SmtpSettings(ChannelSettings, AckPolicy):
     """``channels.smtp``: on by default, so ``make run`` listens on 127.0.0.1:2525."""
 
     enabled: bool = True
@@ -171,5 +172,5 @@ ADAPTER = ChannelAdapter(
     external_id=external_id,
     send=send,
     service=serve,
-    enrich=save_attachments,
+    enrich=acks.enrich,
 )

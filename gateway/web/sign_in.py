@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import users
-from gateway.web.render import local_time, render, zone_of
+from gateway.web.render import render
 from gateway.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -66,13 +66,15 @@ async def login(
         raise WebError(403, "Formulir masuk kedaluwarsa. Muat ulang halaman, lalu masuk lagi.")
     gateway = request.app.state.gateway
     name = username.strip().lower()
+    address = request.client.host if request.client else None
     try:
-        principal = await run_in_threadpool(users.check_password, gateway.store, name, password)
-    except users.LockedOut as exc:
-        log.info(WEB_LOGIN_REFUSED, username=name, reason="locked")
-        until = local_time(exc.until, zone_of(request))
-        message = f"Terlalu banyak kata sandi salah. Akun dikunci sampai {until}."
-        return _login_page(request, _safe_next(next), message, status=429)
+        principal = await run_in_threadpool(users.check_password, gateway.store, name, password, None, address)
+    except users.Throttled as exc:
+        log.info(WEB_LOGIN_REFUSED, username=name, reason="throttled", wait_s=exc.seconds)
+        message = f"Terlalu banyak kata sandi salah. Coba lagi dalam {exc.seconds} detik."
+        response = _login_page(request, _safe_next(next), message, status=429)
+        response.headers["Retry-After"] = str(exc.seconds)
+        return response
     except AuthError:
         log.info(WEB_LOGIN_REFUSED, username=name, reason="wrong")
         return _login_page(request, _safe_next(next), "Nama pengguna atau kata sandi salah.", status=400)

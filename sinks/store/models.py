@@ -212,3 +212,19 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(max_length=64)
     result: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Throttle(SQLModel, table=True):
+    """A counter per key (``login-user:siti``, ``login-address:203.0.113.9``, ``ack-email:…``) in a window.
+
+    Sign-in counts misses and sets ``retry_at`` (a growing delay, not a lock); acknowledgement
+    mails count sends per recipient. Rows are read ``FOR UPDATE`` so two processes never lose a count.
+    """
+
+    __tablename__ = "throttle"
+
+    key: str = Field(primary_key=True, max_length=400)
+    count: int = 0
+    window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    retry_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

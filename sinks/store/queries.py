@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,13 @@ from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import ComplaintRecord
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+
+
+class DrawId(Protocol):
+    """Where tracking ids come from (``new_tracking_id``; a test hands in a sequence that collides)."""
+
+    def __call__(self, *, length: int = LENGTH) -> str: ...
+
 
 SCHEMA_FIELDS: tuple[str, ...] = (
     "tracking_id",
@@ -152,10 +159,10 @@ def complaint_fields(
     )
 
 
-def insert_complaint(session: Session, fields: dict[str, Any]) -> None:
+def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
     """Insert a complaint with a fresh tracking id, drawing again (and growing the id) on a collision."""
     for attempt in range(12):
-        fields["tracking_id"] = new_tracking_id(length=LENGTH + attempt // 4)
+        fields["tracking_id"] = draw(length=LENGTH + attempt // 4)
         try:
             with session.begin_nested():
                 session.execute(insert(Complaint).values(fields))
@@ -224,22 +231,47 @@ def encode_cursor(complaint: Complaint) -> str:
     return base64.urlsafe_b64encode(json.dumps([iso(complaint.received_at), complaint.id]).encode()).decode()
 
 
+# Ids are 64-bit signed integers in every store: a larger number is no row of ours, and the driver would fail.
+MAX_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (received_at, id) a cursor of ours carries; ``ValueError`` for anything else, whatever its shape."""
     try:
-        received_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(received_at.replace("Z", "+00:00")), int(complaint_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, RecursionError) as exc:  # bad base64, bad UTF-8, bad JSON are all ValueErrors
         raise ValueError("cursor is not one this server gave out") from exc
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], str)
+        and type(decoded[1]) is int
+        and 0 < decoded[1] <= MAX_ID
+    ):
+        raise ValueError("cursor is not one this server gave out")
+    try:
+        received_at = datetime.fromisoformat(decoded[0].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+    if received_at.tzinfo is None:
+        raise ValueError("cursor is not one this server gave out")
+    return received_at, decoded[1]
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for LIKE with ``\\``, ``%`` and ``_`` in ``text`` matched as themselves (escape ``\\``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def matching_text(text: str) -> ColumnElement[bool]:
     """Subject, body or tracking id containing ``text``; a tracking id in any spelling finds its complaint."""
-    pattern = f"%{text.strip().lower()}%"
+    pattern = like_pattern(text.strip().lower())
     return or_(
         col(Complaint.tracking_id) == (canonical_tracking_id(text) or ""),
-        func.lower(col(Complaint.body)).like(pattern),
-        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
-        func.lower(col(Complaint.tracking_id)).like(pattern),
+        func.lower(col(Complaint.body)).like(pattern, escape="\\"),
+        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern, escape="\\"),
+        func.lower(col(Complaint.tracking_id)).like(pattern, escape="\\"),
     )
 
 
@@ -268,6 +300,8 @@ def list_complaints(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since needs a time zone, e.g. 2026-11-25T08:00:00+07:00 or 2026-11-25T01:00:00Z")
     query = select(Complaint)
     if channel:
         query = query.where(col(Complaint.channel) == channel)

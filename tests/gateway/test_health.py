@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from gateway.app import Gateway, create_app
-from gateway.config import parse_config
+from gateway.config import Config, parse_config
 from tests.conftest import bearer
 
 
@@ -53,3 +54,14 @@ def test_metrics_count_accepted_duplicates_and_processed_per_channel(client: Tes
     assert 'lapor_worker_processed_total{channel="manual",provider="callcenter"} 1.0' in text
     assert 'lapor_processing_latency_seconds_count{channel="manual"} 1.0' in text
     assert "lapor_queue_depth" in text
+
+
+def test_api_docs_are_off_by_default_and_the_openapi_document_stays(
+    running_client: Callable[[Config], TestClient], make_config: Callable[..., Config]
+) -> None:
+    with running_client(make_config()) as client:
+        assert client.get("/docs").status_code == 404
+        assert client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
+    with running_client(make_config(http={"api_docs": True})) as client:
+        assert client.get("/docs").status_code == 200

@@ -434,23 +434,23 @@ def test_csv_import_previews_row_errors_and_a_second_upload_adds_nothing(site: S
     assert sample.content.decode("utf-8-sig").startswith("isi,judul,sumber,")
 
 
-def test_wrong_passwords_lock_the_account(site: Site) -> None:
+def test_wrong_passwords_slow_the_sign_in_alike_for_real_and_made_up_names(site: Site) -> None:
     with httpx.Client(base_url=site.url) as client:
 
-        def attempt(password: str) -> httpx.Response:
+        def attempt(username: str, password: str) -> httpx.Response:
             token = csrf_of(client.get("/login").text)
-            return client.post("/login", data={"username": "siti", "password": password, "csrf_token": token})
+            return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
-        for _ in range(4):
-            wrong = attempt("salah-salah-salah")
-            assert wrong.status_code == 400
-            assert "Nama pengguna atau kata sandi salah." in wrong.text
-        fifth = attempt("salah-salah-salah")
-        right_but_locked = attempt(PASSWORD)
-    for locked in (fifth, right_but_locked):
-        assert locked.status_code == 429
-        assert "Akun dikunci sampai" in locked.text and "WIB" in locked.text
-        assert "lapor_session" not in locked.headers.get("set-cookie", "")
+        for username in ("siti", "tidak-ada"):
+            for _ in range(5):
+                wrong = attempt(username, "salah-salah-salah")
+                assert wrong.status_code == 400
+                assert "Nama pengguna atau kata sandi salah." in wrong.text
+            waiting = attempt(username, PASSWORD)
+            assert waiting.status_code == 429
+            assert "Coba lagi dalam 1 detik" in waiting.text
+            assert waiting.headers["retry-after"] == "1"
+            assert "lapor_session" not in waiting.headers.get("set-cookie", "")
 
 
 def test_logout_and_disabling_end_the_session(site: Site, agent: httpx.Client) -> None:
@@ -460,3 +460,23 @@ def test_logout_and_disabling_end_the_session(site: Site, agent: httpx.Client) -
     token = csrf_of(agent.get("/pengaduan").text)
     assert agent.post("/logout", data={"csrf_token": token}).status_code == 303
     assert agent.get("/pengaduan").status_code == 303
+
+
+def test_a_raw_payload_that_cannot_be_pretty_printed_never_breaks_the_failed_list(
+    site: Site, admin: httpx.Client
+) -> None:
+    # A mail body of 5,000 `[` (what an attacker sent), valid JSON nested 500 deep, and markup.
+    failed_row(site.store, b"[" * 5000, channel="email", provider="smtp")
+    failed_row(site.store, b"[" * 500 + b"]" * 500, channel="email", provider="smtp")
+    failed_row(site.store, b"<script>alert(1)</script>", channel="email", provider="smtp")
+    for _ in range(2):  # every load, not only the first
+        page = admin.get("/gagal")
+        assert page.status_code == 200
+        assert "[" * 5000 in page.text
+        assert "[" * 500 + "]" * 500 in page.text
+        assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+
+
+def test_audit_paging_beyond_64_bits_is_refused_not_a_crash(admin: httpx.Client) -> None:
+    assert admin.get(f"/audit?sebelum={2**64}").status_code == 422
+    assert admin.get(f"/gagal?diantrekan={2**64}").status_code == 422
