@@ -13,19 +13,20 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, web
+from gateway import api, logs, outage, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.metrics import Metrics
+from gateway.outage import RETRY_AFTER
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
-from sinks.store.db import Store, open_store
+from normalizer.errors import StoreUnavailable, TryLater
+from sinks.store.db import Store, is_outage, open_store
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +83,12 @@ async def _supervise(name: str, adapter: ChannelAdapter, settings: Any, context:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) or is_outage(exc):
+                # Pollers and listeners simply pause while the store is away (its outage is logged once).
+                log.info(logs.SERVICE_PAUSED, channel=name, resume_in_s=TryLater.RETRY_AFTER_S)
+                await asyncio.sleep(TryLater.RETRY_AFTER_S)
+                continue
             log.exception(logs.SERVICE_CRASHED, channel=name, restart_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
@@ -124,8 +130,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def readyz() -> Response:
         try:
             await asyncio.to_thread(gateway.store.ping)
-        except SQLAlchemyError as exc:
-            return JSONResponse({"ready": False, "error": type(exc).__name__}, status_code=503)
+        except StoreUnavailable:
+            return JSONResponse({"ready": False, "error": "StoreUnavailable"}, status_code=503, headers=RETRY_AFTER)
         return JSONResponse({"ready": True})
 
     @app.get("/metrics", include_in_schema=False)
@@ -135,6 +141,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.include_router(api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
+    outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
             app.include_router(adapter.router(settings, context))

@@ -26,6 +26,7 @@ REPLAY_REQUESTED = "replay.requested"
 SERVICE_STARTED = "service.started"
 SERVICE_STOPPED = "service.stopped"
 SERVICE_CRASHED = "service.crashed"
+SERVICE_PAUSED = "service.paused"
 AUTH_REFUSED = "auth.refused"
 GATEWAY_STARTED = "gateway.started"
 

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from normalizer.errors import StoreUnavailable
+
 
 class _QueueDepth(Collector):
     """Pending rows, read from the database at scrape time (every process sees the same queue)."""
@@ -17,7 +19,11 @@ class _QueueDepth(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("lapor_queue_depth", "Rows waiting, by table and status", labels=["table", "status"])
-        for (table, status), count in sorted(self._read_depths().items()):
+        try:
+            depths = self._read_depths()
+        except StoreUnavailable:  # the scrape still answers while the store is away (the depths do not)
+            depths = {}
+        for (table, status), count in sorted(depths.items()):
             gauge.add_metric([table, status], count)
         yield gauge
 
