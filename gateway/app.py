@@ -26,7 +26,7 @@ from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
 from normalizer.errors import StoreUnavailable, TryLater
-from sinks.store.db import Store, is_outage, open_store
+from sinks.store.db import Store, is_outage, open_store, outage_message
 
 log = structlog.get_logger(__name__)
 
@@ -84,10 +84,14 @@ async def _supervise(name: str, adapter: ChannelAdapter, settings: Any, context:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # shutting down: an error raised while cleaning up must not restart the service
             if isinstance(exc, StoreUnavailable) or is_outage(exc):
                 # Pollers and listeners simply pause while the store is away (its outage is logged once).
-                log.info(logs.SERVICE_PAUSED, channel=name, resume_in_s=TryLater.RETRY_AFTER_S)
-                await asyncio.sleep(TryLater.RETRY_AFTER_S)
+                pause = TryLater.RETRY_AFTER_S
+                log.info(logs.SERVICE_PAUSED, channel=name, resume_in_s=pause, error=outage_message(exc))
+                await asyncio.sleep(pause)
                 continue
             log.exception(logs.SERVICE_CRASHED, channel=name, restart_in_s=delay)
             await asyncio.sleep(delay)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
@@ -117,8 +118,10 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+                # A lock whose connection the server cut (an outage, a restart) is gone with it: nothing to undo.
+                with contextlib.suppress(SQLAlchemyError):
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
 
     @contextlib.asynccontextmanager
     async def file_lock(name: str) -> AsyncIterator[None]:

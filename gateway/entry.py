@@ -15,7 +15,6 @@ from fastapi.concurrency import run_in_threadpool
 
 from channels import manual
 from channels.base import InboxItem
-from normalizer.errors import StoreUnavailable
 from sinks.store import queries
 from sinks.store.models import DONE, FAILED, IGNORED
 
@@ -29,7 +28,6 @@ STORED = 201
 PROCESSING = 202
 KEY_REUSED = 422
 WORKER_FAILED = 500
-UNAVAILABLE = 503
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,8 @@ async def submit(
     )
     key = (item.channel, item.provider, item.external_id)
     with gateway.waiters.waiting(key) as completed:
-        try:
-            accepted = await gateway.inbox.accept(item)
-        except StoreUnavailable as exc:
-            return EntryResult(UNAVAILABLE, {"detail": str(exc)}, headers={"Retry-After": "5"})
+        # StoreUnavailable rises to gateway/outage.py, which answers every caller's "try later" in one place.
+        accepted = await gateway.inbox.accept(item)
         if accepted.duplicate and not await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw):
             return EntryResult(KEY_REUSED, {"detail": "Idempotency-Key was already used with a different body"})
         # A redelivered key may be long finished; a new row cannot be, so it only waits.

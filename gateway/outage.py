@@ -31,7 +31,8 @@ def try_later_response(request: Request) -> Response:
         return JSONResponse({"detail": TryLater.HTTP_DETAIL}, status_code=TryLater.HTTP_STATUS, headers=RETRY_AFTER)
     if "text/html" in request.headers.get("accept", ""):
         # No staff lookup: the sessions live in the very store that is away.
-        page = render(request, "error.html", {"message": PAGE_MESSAGE, "status": TryLater.HTTP_STATUS})
+        status = TryLater.HTTP_STATUS
+        page = render(request, "error.html", {"message": PAGE_MESSAGE, "status": status}, None, status)
         page.headers.update(RETRY_AFTER)
         return page
     return PlainTextResponse(TryLater.HTTP_DETAIL, status_code=TryLater.HTTP_STATUS, headers=RETRY_AFTER)

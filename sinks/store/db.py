@@ -152,7 +152,7 @@ def open_store(url: str, echo: bool = False) -> Store:
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+            connect_args={} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S},
         )
         return Store(url=url, engine=engine, read_engine=engine)
 
