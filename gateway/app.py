@@ -133,6 +133,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
         try:
+            if gateway.store.health.is_down:  # e.g. a full disk: reads work, writes do not
+                raise StoreUnavailable("store writes are failing")
             await asyncio.to_thread(gateway.store.ping)
         except StoreUnavailable:
             return JSONResponse({"ready": False, "error": "StoreUnavailable"}, status_code=503, headers=RETRY_AFTER)

@@ -12,15 +12,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, delete, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from normalizer.errors import StoreUnavailable
 from sinks.store.health import StoreHealth
+from sinks.store.models import ChannelState, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # What the store raises when it is not there (server down, restarting, disk full, locked for too long), as
@@ -28,6 +29,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 # PostgreSQL on a host that does not answer: give up connecting after this, instead of TCP's minutes.
 CONNECT_TIMEOUT_S = 5
+# The channel_state row the health probe writes and deletes while the store is down.
+PROBE_KEY = "store.probe"
 
 
 # SQLite result codes that mean "not now" (disk full, I/O error, locked), not "bad statement" (no such table).
@@ -89,11 +92,14 @@ class Store:
     health: StoreHealth = field(init=False)
 
     def __post_init__(self) -> None:
-        self.health = StoreHealth(probe=self.ping)
+        self.health = StoreHealth(probe=self.probe_write)
 
     @contextmanager
-    def _guarded(self) -> Iterator[None]:
-        """Outage errors become ``StoreUnavailable`` (reported to ``health``); success tells health it is up."""
+    def _guarded(self, writing: bool) -> Iterator[None]:
+        """Outage errors become ``StoreUnavailable`` (reported to ``health``).
+
+        Only a committed write says the store is back: on a full disk reads still work while every write fails.
+        """
         try:
             yield
         except OUTAGE_ERRORS as exc:
@@ -102,7 +108,8 @@ class Store:
             message = outage_message(exc)
             self.health.failed(message)
             raise StoreUnavailable(f"store unavailable: {message}") from exc
-        self.health.succeeded()
+        if writing:
+            self.health.succeeded()
 
     @property
     def is_postgres(self) -> bool:
@@ -114,7 +121,7 @@ class Store:
 
         Raises ``StoreUnavailable`` when the store is not there (see ``OUTAGE_ERRORS``).
         """
-        with self._guarded():
+        with self._guarded(writing=True):
             if self.write_lock is None:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
                     yield session
@@ -129,12 +136,20 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._guarded(), Session(self.read_engine, expire_on_commit=False) as session:
+        with self._guarded(writing=False), Session(self.read_engine, expire_on_commit=False) as session:
             yield session
 
     def ping(self) -> None:
-        with self._guarded(), self.read_engine.connect() as connection:
+        """Whether the store answers at all (``/readyz`` also asks ``health``, which knows about writes)."""
+        with self._guarded(writing=False), self.read_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    def probe_write(self) -> None:
+        """A write that leaves nothing behind but must reach the disk: a row put and taken back in one commit."""
+        with self.write() as session:
+            session.add(ChannelState(key=PROBE_KEY, value=None, updated_at=utcnow()))
+            session.flush()
+            session.execute(delete(ChannelState).where(col(ChannelState.key) == PROBE_KEY))
 
     def dispose(self) -> None:
         self.engine.dispose()
