@@ -9,6 +9,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from normalizer.errors import StoreUnavailable
+
 QUEUE_SERIES = tuple((table, status) for table in ("inbox", "outbox") for status in ("pending", "processing", "failed"))
 
 
@@ -22,7 +24,7 @@ class _QueueDepth(Collector):
         up = GaugeMetricFamily("lapor_store_up", "1 when the central store answered this scrape, 0 when it did not")
         try:
             depths = self._read_depths()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, StoreUnavailable):
             # A store outage must not turn /metrics into a 500: the alert on lapor_store_up needs this answer.
             up.add_metric([], 0)
             yield up

@@ -42,7 +42,7 @@ from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
-from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
+from normalizer.errors import GatewayError, IgnoredMessage, StoreUnavailable, UnknownChannel
 from normalizer.related import likely_duplicates
 from normalizer.tracking import new_tracking_id
 from normalizer.types import ChannelMessage, ComplaintRecord
@@ -221,6 +221,8 @@ class Worker:
             # Fast path: the batch in one transaction, no savepoints, no look-before-insert.
             with self.store.write() as session:
                 completions, failures = self._write_batch(session, batch, stored_at, careful=False)
+        except StoreUnavailable:
+            raise  # no row's fault: the leases run out and the rows are taken again once the store is back
         except Exception:
             # A surprise (a tracking-id collision, a replayed row, a lost lease, a row that will not
             # store): do it again with a savepoint per row, so one row's trouble stays its own.
@@ -526,6 +528,10 @@ class Worker:
         while not stop.is_set():
             try:
                 done = await self.run_once()
+            except StoreUnavailable:
+                # Said once by the store's health (and again when it is back), not a traceback per poll.
+                done = 0
+                await asyncio.sleep(self.config.worker.poll_interval_s)
             except Exception:
                 log.exception(logs.WORKER_CRASHED)
                 done = 0
