@@ -75,6 +75,7 @@ def main_options(
     light = source.get(channels=False)
     configure_logging(light.logging.level, light.logging.format)
     ctx.obj = source
+    ctx.meta["config_path"] = config  # `serve --workers N` children read the same file
 
 
 def _config(ctx: typer.Context, channels: bool = False) -> Config:
@@ -119,33 +120,34 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
-    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process."""
-    import uvicorn
-
-    from gateway.app import Gateway, create_app
-    from gateway.limits import server_options
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="HTTP processes on the port (default http.workers)")
+    ] = None,
+) -> None:
+    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process or N."""
+    from gateway import serving
 
     config = _config(ctx, channels=True)
+    count, note = serving.effective_workers(config, workers)
+    if note is not None:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
     store = open_store(config.database.url, echo=config.database.echo)
-    upgrade(store)
+    upgrade(store)  # once, before any child starts
+    store.dispose()
     say(
-        f"lapor-gateway serve: database {display_url(config.database.url)}, http://{config.http.host}:{config.http.port}"
+        f"lapor-gateway serve: database {display_url(config.database.url)}, "
+        f"http://{config.http.host}:{config.http.port}, {count} process{'es' if count > 1 else ''}"
     )
-    gateway = Gateway(config, store)
-    uvicorn.run(
-        create_app(gateway),
-        host=config.http.host,
-        port=config.http.port,
-        log_level="warning",
-        **server_options(config.http),
-    )
+    serving.run(config, ctx.meta.get("config_path"), count)
 
 
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
+    from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
     gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
@@ -158,7 +160,7 @@ def worker(ctx: typer.Context) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
     say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
-    asyncio.run(gateway.worker.run(stop))
+    run_forever(gateway.worker, stop)
 
 
 @db_app.command("upgrade")
@@ -210,6 +212,57 @@ def complaints_list(
         page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit)
         rows = [queries.complaint_record(c) for c in page.items]
     _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@complaints_app.command("export")
+def complaints_export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="jsonl or csv")] = ExportFormat.jsonl,
+    since: Annotated[datetime | None, typer.Option(help="received at or after (ISO date/time, UTC)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Every complaint, oldest first, streamed in pages (constant memory, any number of records)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gateway import export
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=queries.now().tzinfo)
+    store = _store(ctx)
+    writer = export.write_csv if fmt is ExportFormat.csv else export.write_jsonl
+    # A progress bar only for a person at a terminal, on stderr: the records stay clean on stdout.
+    show = err.is_terminal
+    with (
+        open(output, "w", encoding="utf-8", newline="") if output else _stdout() as sink,
+        Progress(
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+        ) as progress,
+    ):
+        total = None
+        if show:
+            with store.read() as session:
+                total = queries.count_complaints(session, since)
+        task = progress.add_task("export", total=total)
+        count = writer(export.records(store, since), sink, lambda: progress.advance(task))
+    store.dispose()
+    err.print(f"exported {count} complaint(s)", highlight=False)
+
+
+def _stdout() -> Any:
+    """stdout for ``with``, left open afterwards."""
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)
 
 
 @complaints_app.command("show")

@@ -52,6 +52,8 @@ class HttpConfig(_Section):
     # FastAPI's /docs and /redoc load Swagger UI from a CDN: off unless asked for (/openapi.json stays).
     api_docs: bool = False
     timezone: str = "Asia/Jakarta"
+    # HTTP processes of `serve` on the one port (PostgreSQL only; SQLite serves with 1).
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("timezone")
     @classmethod

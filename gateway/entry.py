@@ -107,7 +107,7 @@ def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
 async def _wait_for_worker(
     gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
-    """Wait for the worker's word: from its thread in this process, or from ``waiters.poll_store``.
+    """Wait for the worker's word: from its thread in this process, or from ``waiters.follow_store``.
 
     The row is committed already, so when the store goes away meanwhile the answer is "accepted, still
     processing" (202) at once, rather than a wait for a worker that cannot write.

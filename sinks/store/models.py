@@ -82,6 +82,8 @@ class Complaint(SQLModel, table=True):
         Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
         # Likely duplicates: open complaints of one category and region, newest first (normalizer).
         Index("ix_complaint_related", "category", "region_code", "received_at"),
+        # Keyset paging newest first (migration 0007).
+        Index("ix_complaint_received_at_id", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -10,7 +10,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -279,12 +279,8 @@ def page_of(session: Session, query: Select[Complaint], cursor: str | None, limi
     """Newest first, keyset-paginated on (received_at, id) so pages stay stable while rows arrive."""
     if cursor:
         before_at, before_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Complaint.received_at) < before_at,
-                (col(Complaint.received_at) == before_at) & (col(Complaint.id) < before_id),
-            )
-        )
+        # A row-value comparison: PostgreSQL and SQLite both seek ix_complaint_received_at_id with it.
+        query = query.where(tuple_(col(Complaint.received_at), col(Complaint.id)) < tuple_(before_at, before_id))
     query = query.order_by(col(Complaint.received_at).desc(), col(Complaint.id).desc()).limit(limit + 1)
     rows = list(session.execute(query).scalars())
     items = rows[:limit]
@@ -336,6 +332,20 @@ def related_candidates(
         .limit(limit)
     ).all()
     return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _since(query: Select[Any], since: datetime | None) -> Select[Any]:
+    return query if since is None else query.where(col(Complaint.received_at) >= since)
+
+
+def complaints_after(session: Session, after_id: int, since: datetime | None, limit: int) -> list[Complaint]:
+    """One page of an export: oldest first by id (the primary key, so every page is an index seek)."""
+    query = _since(select(Complaint).where(col(Complaint.id) > after_id), since)
+    return list(session.execute(query.order_by(col(Complaint.id)).limit(limit)).scalars())
+
+
+def count_complaints(session: Session, since: datetime | None = None) -> int:
+    return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
