@@ -41,7 +41,9 @@ class Gateway:
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
         self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import ChannelSettings
+from channels.media import MediaLimits
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
@@ -137,6 +138,8 @@ class Config(_Section):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
+    # Limits on every media download (channels/media.py): size, time, private targets.
+    media: MediaLimits = Field(default_factory=MediaLimits)
 
     @field_validator("channels", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, text
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
+from channels.media import MediaLimits
 from normalizer.types import Attachment
 from sinks.store.db import Store
 from sinks.store.models import ChannelState, utcnow
@@ -122,7 +123,7 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
 
 
 def context_factory(
-    store: Store, accept: Accept, public_url: str, data_dir: Path
+    store: Store, accept: Accept, public_url: str, data_dir: Path, media: MediaLimits | None = None
 ) -> Callable[[httpx.AsyncClient], ChannelContext]:
     state = DatabaseState(store)
     attachments = AttachmentFiles(data_dir)
@@ -137,6 +138,7 @@ def context_factory(
             save_attachment=attachments,
             exclusive=exclusive,
             http=http,
+            media=media or MediaLimits(),
         )
 
     return make

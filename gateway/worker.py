@@ -5,11 +5,17 @@ A batch goes through three steps:
 1. *claim* (one short transaction): due rows are leased to this worker
    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer at a
    time, so its ``BEGIN IMMEDIATE`` transaction is the lock);
-2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (media
-   downloads) and the normalizer;
+2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (local
+   I/O only) and the normalizer;
 3. *store* (one transaction for the whole batch, a savepoint per row): the
-   complaint, its outbox rows and the inbox row's ``done`` are written
-   together, or none of them is.
+   complaint, its outbox rows, a media job per attachment still to download
+   and the inbox row's ``done`` are written together, or none of them is.
+
+Media never holds a complaint back: the acknowledgement is queued with the
+complaint, and each media job (``media_fetch``, claimed like the outbox)
+downloads one attachment through the channel's ``fetch_media`` and adds it
+to the complaint when it arrives, with the same attempts, backoff, failed
+list and replay as the outbox.
 
 A worker that dies mid-batch loses nothing: its lease runs out and another
 worker takes the rows again. The unique key on (inbox_id, part) means a row
@@ -43,7 +49,7 @@ from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
-from normalizer.types import ChannelMessage
+from normalizer.types import Attachment, ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.batch import BatchWrites, LeaseLost, finish
@@ -56,13 +62,14 @@ from sinks.store.models import (
     PROCESSING,
     Complaint,
     InboxMessage,
+    MediaFetch,
     OutboxMessage,
     utcnow,
 )
 
 log = structlog.get_logger(__name__)
 
-Row = TypeVar("Row", InboxMessage, OutboxMessage)
+Row = TypeVar("Row", InboxMessage, OutboxMessage, MediaFetch)
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -109,7 +116,7 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
 
 
 def _record_failure(
-    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+    session: Session, row: InboxMessage | OutboxMessage | MediaFetch, exc: BaseException, config: Config
 ) -> tuple[str, bool]:
     error_type, message, retryable = describe_error(exc)
     attempts = row.attempts + 1
@@ -351,6 +358,10 @@ class Worker:
         # The later photos of a chat album join the first one's complaint without a reply each.
         if not (parent and message.extra.get("silent_followup")):
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+        if adapter.fetch_media is not None:
+            for position, descriptor in enumerate(message.pending_media):
+                key = f"media:{row.id}:{message.part}:{position}"
+                writes.media(_media_row(key, complaint.tracking_id, row.id, adapter.name, position, descriptor))
         body = queries.complaint_record(complaint)
         for sink in self.config.sinks:
             writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
@@ -459,10 +470,47 @@ class Worker:
             raise UnknownChannel(f"no sink named {row.target!r} in the configuration")
         return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, self._client())
 
+    # ---- media -------------------------------------------------------------------------------
+
+    async def process_media_batch(self) -> int:
+        """Fetch due attachments (concurrently) and attach each to its complaint as it arrives."""
+        rows = claim(self.store, MediaFetch, self.config.worker.batch_size, self.config.worker.lease_s)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._fetch(row) for row in rows), return_exceptions=True)
+        with self.store.write() as session:
+            for row, result in zip(rows, results, strict=True):
+                try:
+                    with session.begin_nested():  # one job's trouble (a lost lease) stays its own
+                        if isinstance(result, BaseException):
+                            message, gave_up = _record_failure(session, row, result, self.config)
+                        else:
+                            fields = queries.attachment_fields(result)
+                            queries.attach(session, row.tracking_id, fields, self.store.is_postgres)
+                            finish(
+                                session, row, status=DONE, attempts=row.attempts + 1, fetched_at=utcnow(),
+                                sha256=result.sha256, last_error=None, error_type=None,
+                            )  # fmt: skip
+                except LeaseLost:
+                    continue
+                if isinstance(result, BaseException):
+                    event = logs.MEDIA_FAILED if gave_up else logs.MEDIA_RETRY
+                    log.warning(event, media_id=row.id, tracking_id=row.tracking_id, error=message)
+                else:
+                    log.info(logs.MEDIA_ATTACHED, media_id=row.id, tracking_id=row.tracking_id, size=result.size)
+        return len(rows)
+
+    async def _fetch(self, row: MediaFetch) -> Attachment:
+        adapter = CHANNELS.get(row.channel)
+        if adapter is None or adapter.fetch_media is None:
+            raise UnknownChannel(f"no channel {row.channel!r} that can fetch media")
+        context = self._make_context(self._client())
+        return await adapter.fetch_media(row.descriptor, self.config.channel(row.channel), context)
+
     # ---- loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        return await self.process_inbox_batch() + await self.process_outbox_batch()
+        return await self.process_inbox_batch() + await self.process_outbox_batch() + await self.process_media_batch()
 
     async def run_until_idle(self, max_rounds: int = 100) -> None:
         """Process until nothing is due (tests and one-shot runs)."""
@@ -536,6 +584,30 @@ def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> di
         "sent_at": None,
         "provider_message_id": None,
         "delivery_status": None,
+    }
+
+
+def _media_row(
+    key: str, tracking_id: str, inbox_id: int, channel: str, position: int, descriptor: dict[str, Any]
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "idempotency_key": key,
+        "tracking_id": tracking_id,
+        "inbox_id": inbox_id,
+        "channel": channel,
+        "position": position,
+        "descriptor": dict(descriptor),
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "error_type": None,
+        "fetched_at": None,
+        "sha256": None,
     }
 
 
