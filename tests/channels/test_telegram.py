@@ -90,6 +90,18 @@ TABLE: dict[str, dict[str, Any]] = {
         "reply_references": ["523901234:117"],
     },
     "group_text.json": {**DEWI, "text": "Lampu PJU di perempatan mati", "reply_to": "-1001234567890"},
+    # Bot API before 4.5: no file_unique_id, no is_bot; neither is needed to make the complaint.
+    "photo_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Trotoar ambles di depan SD Negeri 3",
+        "media": [("photo", "AgADBQADqKcxG0old_large")],
+    },
+    "reply_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Surat dari kelurahan, belum ditindaklanjuti",
+        "media": [("document", "BQADBQADold_document")],
+        "reply_references": ["523901234:117"],
+    },
 }
 IGNORED = ["edited_message.json", "callback_query.json"]
 MALFORMED = {
