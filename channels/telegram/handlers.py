@@ -253,11 +253,11 @@ def _fill_in(data: Any, loc: tuple[int | str, ...], name: str) -> bool:
     """Set ``name`` in the object at ``loc`` (pydantic's error path); False when the path leads nowhere."""
     node = data
     for step in loc:
-        if isinstance(node, dict) and isinstance(step, str) and step in node:
-            node = node[step]
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
+        in_dict = isinstance(node, dict) and isinstance(step, str) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
         # Anything else is a union member's tag in the path, not a key of the data.
+        if in_dict or in_list:
+            node = node[step]
     if not isinstance(node, dict) or name in node:
         return False
     node[name] = _NOT_NEEDED[name]
