@@ -55,7 +55,9 @@ def gateway_client(
 ) -> Callable[..., TestClient]:
     def start(worker: dict[str, Any] | None = None, **telegram: Any) -> TestClient:
         block = {"enabled": True, "token": TOKEN, "secret_token": SECRET, "api_base": bot_api.url, **telegram}
-        return running_client(make_config(channels={"telegram": block}, worker=worker or {}))
+        # The Bot API stand-in (and so its file URLs) listens on loopback.
+        media = {"allow_private_hosts": True}
+        return running_client(make_config(channels={"telegram": block}, worker=worker or {}, media=media))
 
     return start
 

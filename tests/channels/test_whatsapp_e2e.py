@@ -55,7 +55,9 @@ def gateway_client(
             "api_base": graph_api.url,
             **overrides,
         }
-        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker or {}))
+        # The Graph API stand-in (and so its media URLs) listens on loopback.
+        media = {"allow_private_hosts": True}
+        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker or {}, media=media))
 
     return start
 
@@ -71,6 +73,8 @@ def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_
     with gateway_client() as client:
         assert post_signed(client, payload("image_with_caption.json")) == 200
         (request,) = eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+        # The photo is fetched by its own job, after the complaint and its acknowledgement.
+        eventually(lambda: stored_complaints(store)[0].attachments, "the photo to be attached")
     (complaint,) = stored_complaints(store)
     assert complaint.channel == "whatsapp" and complaint.provider == "meta"
     assert complaint.body == "Sampah menumpuk di TPS Kelurahan Sukajadi"
