@@ -88,6 +88,7 @@ def _channel_message(
     if message.reply_to_message is not None:
         # Answering one of our replies: the worker links it to that complaint.
         details["reply_references"] = [message_id(message.chat.id, message.reply_to_message.message_id)]
+    pending = tuple(extra.pop("media", None) or ())  # fetched by media jobs after the complaint is stored
     details.update({key: value for key, value in extra.items() if value is not None})
     return ChannelMessage(
         channel=CHANNEL,
@@ -99,6 +100,7 @@ def _channel_message(
         sender_phone=sender_phone,
         location=location,
         reply_to=str(message.chat.id),
+        pending_media=pending,
         extra=details,
     )
 
