@@ -1,0 +1,62 @@
+"""Instagram messages (a professional account's DMs): registry name ``instagram``, provider ``instagram``.
+
+Meta posts signed notifications (object ``instagram``) to
+``/webhooks/instagram`` with the same handshake and ``X-Hub-Signature-256``
+as WhatsApp (``channels.meta``); events are read by
+``channels.meta.messaging``. What is Instagram's own is here: a story that
+mentions the account is a photo to keep, a shared post or reel is a link.
+Replies go through the Send API within Meta's 24-hour window. Operator docs:
+``docs/channels/instagram.md``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from channels.base import ChannelAdapter, ChannelContext
+from channels.meta.messaging import Content, MessageAttachment, MessagingProduct, file_media
+from channels.meta.settings import MetaAppSettings
+from channels.meta.webhook import meta_router
+
+WEBHOOK_PATH = "/webhooks/instagram"
+# Attachment types that are a file at payload.url; a story mention is the story's picture or video.
+_FILES = frozenset({"image", "video", "audio", "file", "story_mention"})
+# A post or reel someone shares with us: a link, the post is not ours to copy.
+_LINKS = frozenset({"share", "ig_reel", "reel", "ig_post"})
+
+
+class InstagramSettings(MetaAppSettings):
+    registry_name = "instagram"
+    required_when_enabled = (
+        ("verify_token", "INSTAGRAM_VERIFY_TOKEN"),
+        ("app_secret", "INSTAGRAM_APP_SECRET"),
+        ("access_token", "INSTAGRAM_ACCESS_TOKEN"),
+    )
+
+
+def attachment(item: MessageAttachment) -> Content:
+    if item.type in _FILES:
+        return Content(media=file_media(item))
+    if item.type in _LINKS and item.payload is not None and item.payload.url:
+        return Content(text=" ".join(part for part in (item.payload.title, item.payload.url) if part))
+    return Content()
+
+
+PRODUCT = MessagingProduct(name="instagram", object="instagram", attachment=attachment)
+
+
+def router(settings: InstagramSettings, ctx: ChannelContext) -> APIRouter:
+    return meta_router(WEBHOOK_PATH, PRODUCT.name, settings, ctx, PRODUCT.inbox_items)
+
+
+ADAPTER = ChannelAdapter(
+    name="instagram",
+    provider=PRODUCT.name,
+    settings=InstagramSettings,
+    parse=PRODUCT.parse,
+    external_id=PRODUCT.external_id,
+    send=PRODUCT.send,
+    router=router,
+    receipts=PRODUCT.receipts,
+    fetch_media=PRODUCT.fetch_media,
+)
