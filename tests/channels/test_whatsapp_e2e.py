@@ -192,3 +192,17 @@ def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window
     first, follow_up = stored_complaints(store)
     assert follow_up.parent_tracking_id == first.tracking_id
     assert follow_up.body == "Jalan rusak"
+
+
+def test_a_wamid_repeated_inside_one_notification_makes_one_complaint_and_one_reply(
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
+) -> None:
+    notification = json.loads(payload("text.json"))
+    value = notification["entry"][0]["changes"][0]["value"]
+    value["messages"] = value["messages"] * 2
+    with gateway_client() as client:
+        assert post_signed(client, json.dumps(notification).encode()) == 200
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
+        eventually(lambda: all(row.status == "done" for row in stored_inbox(store)), "every inbox row done")
+    assert len(stored_complaints(store)) == 1
+    assert len(graph_api.seen("POST", MESSAGES_PATH)) == 1
