@@ -127,11 +127,27 @@ def decode_data_coding(body: bytes, data_coding: int, default_alphabet: Alphabet
     if alphabet == "gsm":
         return gsm_decode(body)
     if alphabet == "ucs2":
-        # Python's UTF-16 codec joins surrogate pairs, which is what phones send for emoji.
-        return body.decode("utf-16-be", errors="replace")
+        return _ucs2(body)
     if alphabet == "8bit":
         return None
     return body.decode(alphabet, errors="replace")
+
+
+def _ucs2(body: bytes) -> str:
+    """UCS-2/UTF-16BE (Python's codec joins surrogate pairs, which is what phones send for emoji).
+
+    Some ESMEs label UTF-8 octets as UCS-2: bytes that are no valid UTF-16 (an odd
+    length, unpaired surrogates) but valid UTF-8 are read as UTF-8 rather than as
+    replacement characters.
+    """
+    try:
+        return body.decode("utf-16-be")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("utf-16-be", errors="replace")
 
 
 def fits_default_alphabet(text: str, default_alphabet: Alphabet) -> bool:

@@ -66,6 +66,8 @@ CASES: list[tuple[str, dict[str, Any] | type[Exception]]] = [
     # Real Jasmin posts coding as the raw data_coding octet: %08 is UCS-2, %00 the SMSC default.
     ("ucs2_coding_octet.form", {"text": "LAPOR جالان rusak 🚧 di Jl. Merdeka", "sender_phone": "+6281299887766"}),
     ("gsm_coding_octet.form", {"text": "LAPOR akun_saya @desa", "sender_phone": "+6281377788899"}),
+    # UTF-8 octets labelled UCS-2 (no valid UTF-16): read as UTF-8, not as replacement characters.
+    ("utf8_labelled_ucs2.form", {"text": "Jalan رسک rusak", "sender_phone": "+6281355566677"}),
 ]
 
 
