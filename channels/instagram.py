@@ -11,12 +11,8 @@ Replies go through the Send API within Meta's 24-hour window. Operator docs:
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from channels.base import ChannelAdapter, ChannelContext
-from channels.meta.messaging import Content, MessageAttachment, MessagingProduct, file_media
+from channels.meta.messaging import Content, MessageAttachment, MessagingProduct, file_media, link_text
 from channels.meta.settings import MetaAppSettings
-from channels.meta.webhook import meta_router
 
 WEBHOOK_PATH = "/webhooks/instagram"
 # Attachment types that are a file at payload.url; a story mention is the story's picture or video.
@@ -37,26 +33,12 @@ class InstagramSettings(MetaAppSettings):
 def attachment(item: MessageAttachment) -> Content:
     if item.type in _FILES:
         return Content(media=file_media(item))
-    if item.type in _LINKS and item.payload is not None and item.payload.url:
-        return Content(text=" ".join(part for part in (item.payload.title, item.payload.url) if part))
+    if item.type in _LINKS:
+        return Content(text=link_text(item))
     return Content()
 
 
 PRODUCT = MessagingProduct(name="instagram", object="instagram", attachment=attachment)
 
 
-def router(settings: InstagramSettings, ctx: ChannelContext) -> APIRouter:
-    return meta_router(WEBHOOK_PATH, PRODUCT.name, settings, ctx, PRODUCT.inbox_items)
-
-
-ADAPTER = ChannelAdapter(
-    name="instagram",
-    provider=PRODUCT.name,
-    settings=InstagramSettings,
-    parse=PRODUCT.parse,
-    external_id=PRODUCT.external_id,
-    send=PRODUCT.send,
-    router=router,
-    receipts=PRODUCT.receipts,
-    fetch_media=PRODUCT.fetch_media,
-)
+ADAPTER = PRODUCT.adapter(InstagramSettings, WEBHOOK_PATH)

@@ -10,12 +10,8 @@ Replies go through the Send API within Meta's 24-hour window. Operator docs:
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from channels.base import ChannelAdapter, ChannelContext
-from channels.meta.messaging import Content, MessageAttachment, MessagingProduct, file_media, place
+from channels.meta.messaging import Content, MessageAttachment, MessagingProduct, file_media, link_text, place
 from channels.meta.settings import MetaAppSettings
-from channels.meta.webhook import meta_router
 
 WEBHOOK_PATH = "/webhooks/messenger"
 # Attachment types that are a file at payload.url.
@@ -39,26 +35,12 @@ def attachment(item: MessageAttachment) -> Content:
         return Content(media=file_media(item))
     if item.type == "location":
         return Content(location=place(item))
-    if item.type == "fallback" and item.payload is not None and item.payload.url:
-        return Content(text=" ".join(part for part in (item.payload.title, item.payload.url) if part))
+    if item.type == "fallback":
+        return Content(text=link_text(item))
     return Content()
 
 
 PRODUCT = MessagingProduct(name="messenger", object="page", attachment=attachment)
 
 
-def router(settings: MessengerSettings, ctx: ChannelContext) -> APIRouter:
-    return meta_router(WEBHOOK_PATH, PRODUCT.name, settings, ctx, PRODUCT.inbox_items)
-
-
-ADAPTER = ChannelAdapter(
-    name="messenger",
-    provider=PRODUCT.name,
-    settings=MessengerSettings,
-    parse=PRODUCT.parse,
-    external_id=PRODUCT.external_id,
-    send=PRODUCT.send,
-    router=router,
-    receipts=PRODUCT.receipts,
-    fetch_media=PRODUCT.fetch_media,
-)
+ADAPTER = PRODUCT.adapter(MessengerSettings, WEBHOOK_PATH)

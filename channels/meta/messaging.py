@@ -26,12 +26,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels.base import ChannelContext, InboxItem, Receipt, Reply, Sent
+from channels.base import ChannelAdapter, ChannelContext, InboxItem, Receipt, Reply, Sent
 from channels.meta.graph import download, graph_call
 from channels.meta.notification import cut_down, digest, entries, load_object, provenance
 from channels.meta.settings import MetaAppSettings
+from channels.meta.webhook import meta_router
 from channels.meta.window import MESSAGE_TIME_KEY, check_window, received_now
 from normalizer.errors import IgnoredMessage, PayloadError, ProviderError
 from normalizer.types import Attachment, ChannelMessage, ChannelName, Location
@@ -134,6 +136,24 @@ class MessagingProduct:
     name: ChannelName  # the channel and provider name, and the word in log lines and errors
     object: str  # the notification's ``object``
     attachment: AttachmentRule
+
+    def adapter(self, settings: type[MetaAppSettings], path: str) -> ChannelAdapter:
+        """The product as the registry lists it: its webhook at ``path``, everything else from here."""
+
+        def router(configured: MetaAppSettings, ctx: ChannelContext) -> APIRouter:
+            return meta_router(path, self.name, configured, ctx, self.inbox_items)
+
+        return ChannelAdapter(
+            name=self.name,
+            provider=self.name,
+            settings=settings,
+            parse=self.parse,
+            external_id=self.external_id,
+            send=self.send,
+            router=router,
+            receipts=self.receipts,
+            fetch_media=self.fetch_media,
+        )
 
     # ---- edge --------------------------------------------------------------------------------
 
@@ -310,6 +330,13 @@ def file_media(attachment: MessageAttachment) -> dict[str, Any] | None:
     if attachment.payload is None or not attachment.payload.url:
         return None
     return {"url": attachment.payload.url, "kind": attachment.type}
+
+
+def link_text(attachment: MessageAttachment) -> str | None:
+    """A shared link (a post, a reel, a web page) as a line of text: its title and URL."""
+    if attachment.payload is None or not attachment.payload.url:
+        return None
+    return " ".join(part for part in (attachment.payload.title, attachment.payload.url) if part)
 
 
 def place(attachment: MessageAttachment) -> Location | None:

@@ -188,7 +188,8 @@ async def call(product: str, inbox: MemoryInbox, method: str, body: bytes = b"",
     module = PRODUCTS[product]
     async with httpx.AsyncClient() as http:
         app = FastAPI()
-        app.include_router(module.router(settings(module), make_context(http, inbox=inbox)))
+        assert module.ADAPTER.router is not None
+        app.include_router(module.ADAPTER.router(settings(module), make_context(http, inbox=inbox)))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             return await client.request(method, module.WEBHOOK_PATH, content=body, **kwargs)
