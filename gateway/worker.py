@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -421,13 +421,18 @@ class Worker:
 
     # ---- outbox ------------------------------------------------------------------------------
 
+    async def _run_claimed(self, model: type[Row], work: Callable[[Row], Awaitable[Any]]) -> list[tuple[Row, Any]]:
+        """Lease due rows of a queue table and run ``work`` on each concurrently: (row, result or error), in order."""
+        rows = claim(self.store, model, self.config.worker.batch_size, self.config.worker.lease_s)
+        results = await asyncio.gather(*(work(row) for row in rows), return_exceptions=True)
+        return list(zip(rows, results, strict=True))
+
     async def process_outbox_batch(self) -> int:
-        rows = claim(self.store, OutboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
-        if not rows:
+        ran = await self._run_claimed(OutboxMessage, self._deliver)
+        if not ran:
             return 0
-        results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
         with self.store.write() as session:
-            for row, result in zip(rows, results, strict=True):
+            for row, result in ran:
                 try:
                     if isinstance(result, BaseException):
                         message, gave_up = _record_failure(session, row, result, self.config)
@@ -450,7 +455,7 @@ class Worker:
                 else:
                     self.metrics.outbox_sent.labels(row.kind, row.target).inc()
                     log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
-        return len(rows)
+        return len(ran)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -474,12 +479,11 @@ class Worker:
 
     async def process_media_batch(self) -> int:
         """Fetch due attachments (concurrently) and attach each to its complaint as it arrives."""
-        rows = claim(self.store, MediaFetch, self.config.worker.batch_size, self.config.worker.lease_s)
-        if not rows:
+        ran = await self._run_claimed(MediaFetch, self._fetch)
+        if not ran:
             return 0
-        results = await asyncio.gather(*(self._fetch(row) for row in rows), return_exceptions=True)
         with self.store.write() as session:
-            for row, result in zip(rows, results, strict=True):
+            for row, result in ran:
                 try:
                     with session.begin_nested():  # one job's trouble (a lost lease) stays its own
                         if isinstance(result, BaseException):
@@ -498,7 +502,7 @@ class Worker:
                     log.warning(event, media_id=row.id, tracking_id=row.tracking_id, error=message)
                 else:
                     log.info(logs.MEDIA_ATTACHED, media_id=row.id, tracking_id=row.tracking_id, size=result.size)
-        return len(rows)
+        return len(ran)
 
     async def _fetch(self, row: MediaFetch) -> Attachment:
         adapter = CHANNELS.get(row.channel)
