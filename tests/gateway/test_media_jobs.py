@@ -37,22 +37,26 @@ def api() -> Iterator[ProviderApi]:
         yield stand_in
 
 
-@pytest.fixture
-def site(make_config: Callable[..., Config], store: Store, api: ProviderApi) -> Iterator[Site]:
-    add_staff(store)
+def site_config(make_config: Callable[..., Config], api: ProviderApi, **overrides: Any) -> Config:
     channels: dict[str, Any] = quiet_channels()
     channels["twilio"] = {"enabled": True, "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "api_base": api.url}
-    config = make_config(
+    return make_config(
         http={"public_url": PUBLIC_URL},
         media={"allow_private_hosts": True},  # the stand-in listens on loopback
         channels=channels,
+        **overrides,
     )
-    with live_site(config, store) as running:
+
+
+@pytest.fixture
+def site(make_config: Callable[..., Config], store: Store, api: ProviderApi) -> Iterator[Site]:
+    add_staff(store)
+    with live_site(site_config(make_config, api), store) as running:
         yield running
 
 
-def post_mms(site: Site, api: ProviderApi) -> None:
-    raw = (PAYLOADS / "twilio" / "whatsapp_image.form").read_bytes()
+def post_mms(site: Site, api: ProviderApi, raw: bytes | None = None) -> None:
+    raw = raw or (PAYLOADS / "twilio" / "whatsapp_image.form").read_bytes()
     raw = raw.replace(quote("https://api.twilio.com", safe="").encode(), quote(api.url, safe="").encode())
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
@@ -124,3 +128,35 @@ def test_a_photo_without_caption_is_a_complaint_even_before_its_photo_arrives(
     [ack] = eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
     [record] = complaint_records(store)
     assert ack.tracking_id == record["tracking_id"]  # an acknowledgement, not the help text
+
+
+def test_a_relative_media_url_the_api_does_not_know_fails_its_job_at_once_and_the_complaint_stands(
+    site: Site, api: ProviderApi, store: Store
+) -> None:
+    # MediaUrl0=cat.jpg (relative, as some clients record it): resolved against api_base, which answers 404.
+    raw = (PAYLOADS / "twilio" / "whatsapp_image.form").read_bytes()
+    raw = re.sub(rb"MediaUrl0=[^&]*", b"MediaUrl0=cat.jpg", raw)
+    api.route(ANY, "/cat.jpg", Canned(status=404, body=b'{"code": 20404}', content_type="application/json"))
+    post_mms(site, api, raw)
+    [ack] = eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
+    [job] = eventually(lambda: [j for j in media_jobs(store) if j.status == FAILED], "the media job to fail")
+    assert (job.attempts, job.error_type) == (1, "ProviderRejected")  # a 404 is not retried
+    assert [call.path for call in api.requests if call.method == "GET"] == ["/cat.jpg"]
+    [record] = complaint_records(store)
+    assert (record["tracking_id"], record["attachments"]) == (ack.tracking_id, [])
+
+
+def test_the_detail_page_shows_an_attachment_still_being_fetched(
+    make_config: Callable[..., Config], store: Store, api: ProviderApi
+) -> None:
+    api.route(ANY, MEDIA_PATH, Canned(status=503))
+    add_staff(store)
+    slow_retries = {"backoff_initial_s": 600, "backoff_max_s": 600}
+    with live_site(site_config(make_config, api, worker=slow_retries), store) as site:
+        post_mms(site, api)
+        [job] = eventually(lambda: [j for j in media_jobs(store) if j.attempts == 1], "the first attempt")
+        assert job.status == "pending"
+        [record] = complaint_records(store)
+        with signed_in(site, "rina") as admin:
+            detail = admin.get(f"/pengaduan/{record['tracking_id']}").text
+    assert "Lampiran sedang diambil" in detail and f"media-{job.id}" in detail
