@@ -258,6 +258,14 @@ def test_signed_malformed_notification_is_a_400_naming_the_problem() -> None:
     assert "not 'page'" in answer.text
 
 
+@pytest.mark.parametrize("depth", [40, 10_000])
+def test_signed_json_nested_absurdly_deep_is_a_400_not_a_crash(depth: int) -> None:
+    inbox = MemoryInbox()
+    body = b'{"object": "page", "entry": ' + b"[" * depth + b"]" * depth + b"}"
+    answer = asyncio.run(call("messenger", inbox, "POST", body, headers=signed(body)))
+    assert (answer.status_code, inbox.items) == (400, {})
+
+
 def test_store_failure_answers_5xx_so_meta_retries() -> None:
     body = payload("instagram", "text.json")
     answer = asyncio.run(call("instagram", MemoryInbox(fail=True), "POST", body, headers=signed(body)))
