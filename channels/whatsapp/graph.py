@@ -50,14 +50,15 @@ async def fetch_media(media: Mapping[str, Any], settings: WhatsAppSettings, ctx:
     the job for good; outages raise ``ProviderError`` so the job tries again.
     """
     token = settings.access_token.get_secret_value()
-    described = await graph_call(ctx.http, "GET", settings.graph_url(str(media["id"])), token, PRODUCT)
+    lookup = await graph_call(ctx.http, "GET", settings.graph_url(str(media["id"])), token, PRODUCT)
     try:
-        url = str(described.json()["url"])
+        described = lookup.json()
+        url = str(described["url"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ProviderError(f"whatsapp: media {media['id']} lookup answered without url") from exc
     hosts = [httpx.URL(settings.api_base).host, *settings.media_hosts]
     fetched = await download(ctx, url, settings, hosts)
-    content_type = media.get("mime_type") or described.json().get("mime_type") or fetched.content_type
+    content_type = media.get("mime_type") or described.get("mime_type") or fetched.content_type
     filename = media.get("filename") or _default_filename(str(media["id"]), content_type)
     return ctx.save_attachment(fetched.data, filename, content_type)
 
