@@ -45,7 +45,9 @@ class Gateway:
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
         self.understanding = load_understanding(config)
         self.worker = Worker(
             config,

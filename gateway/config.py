@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import make_url
 
 from channels.base import ChannelSettings
+from channels.media import MediaLimits
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
@@ -168,6 +169,8 @@ class Config(_Section):
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
     normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
+    # Limits on every media download (channels/media.py): size, time, private targets.
+    media: MediaLimits = Field(default_factory=MediaLimits)
 
     @field_validator("channels", mode="before")
     @classmethod

@@ -13,6 +13,8 @@ CHANNELS: dict[str, str] = {
     "telegram": "Telegram",
     "email": "E-mail",
     "manual": "Petugas (manual)",
+    "messenger": "Messenger",
+    "instagram": "Instagram",
 }
 STATUSES: dict[str, str] = {
     "received": "Diterima",

@@ -16,8 +16,8 @@ from sqlmodel import Session, col
 
 from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
-from normalizer.types import ComplaintRecord
-from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+from normalizer.types import Attachment, ComplaintRecord
+from sinks.store.models import DONE, Complaint, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
 
 class DrawId(Protocol):
@@ -148,15 +148,22 @@ def complaint_fields(
         priority=record.priority,
         auto=record.auto,
         related=list(record.related),
-        attachments=[
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
-            for a in record.attachments
-        ],
+        attachments=[attachment_fields(a) for a in record.attachments],
         parent_tracking_id=record.parent_tracking_id,
         entered_by=record.entered_by,
         status=record.status,
         reply_address=None if anonymous else reply_address,
     )
+
+
+def attachment_fields(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the complaint row (and schema v1) lists it."""
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+    }
 
 
 def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
@@ -346,6 +353,30 @@ def complaints_after(session: Session, after_id: int, since: datetime | None, li
 
 def count_complaints(session: Session, since: datetime | None = None) -> int:
     return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
+
+
+def attach(session: Session, tracking_id: str, attachment: dict[str, Any], is_postgres: bool) -> bool:
+    """Add a fetched attachment to a complaint's list (row-locked on PostgreSQL); False if it is gone."""
+    query = select(Complaint).where(col(Complaint.tracking_id) == tracking_id)
+    if is_postgres:
+        query = query.with_for_update()
+    complaint = session.execute(query).scalars().first()
+    if complaint is None:
+        return False
+    complaint.attachments = [*complaint.attachments, attachment]
+    session.add(complaint)
+    session.flush()
+    return True
+
+
+def media_jobs_for(session: Session, tracking_id: str) -> list[MediaFetch]:
+    """The attachments a complaint still waits for, or gave up on (the detail page shows them)."""
+    query = (
+        select(MediaFetch)
+        .where(col(MediaFetch.tracking_id) == tracking_id, col(MediaFetch.status) != DONE)
+        .order_by(col(MediaFetch.position))
+    )
+    return list(session.execute(query).scalars())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
