@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, web
+from gateway import api, logs, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -134,6 +134,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(public_api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:

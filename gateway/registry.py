@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels import csv_import, jasmin, kannel, manual, smpp, telegram, twilio, whatsapp
+from channels import csv_import, jasmin, kannel, line, manual, smpp, telegram, twilio, webform, whatsapp, x
 from channels.base import ChannelAdapter
 from channels.email import imap, smtp
 
@@ -17,6 +17,9 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "imap": imap.ADAPTER,
     "whatsapp": whatsapp.ADAPTER,
     "telegram": telegram.ADAPTER,
+    "web": webform.ADAPTER,
+    "line": line.ADAPTER,
+    "x": x.ADAPTER,
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 Kind = Literal["complaint", "aspiration", "information_request"]
 Anonymity = Literal["public", "confidential", "anonymous"]
-ChannelName = Literal["sms", "whatsapp", "telegram", "email", "manual"]
+ChannelName = Literal["sms", "whatsapp", "telegram", "email", "manual", "web", "line", "messenger", "instagram", "x"]
 
 KINDS: tuple[str, ...] = ("complaint", "aspiration", "information_request")
 ANONYMITY_LEVELS: tuple[str, ...] = ("public", "confidential", "anonymous")
