@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from channels import manual
 from channels.base import ChannelAdapter, ChannelSettings
 from normalizer.errors import PayloadError
 from normalizer.types import Attachment, ChannelMessage, Location
@@ -41,13 +42,8 @@ class Settings(ChannelSettings):
     enabled: bool = True
 
 
-class ReporterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=320)
-    anonymity: Literal["public", "confidential", "anonymous"] = "public"
+class ReporterIn(manual.ReporterIn):
+    """Manual entry's reporter, checked as a citizen types it (staff fix their own typos)."""
 
     @field_validator("name", "phone", "email", mode="before")
     @classmethod
@@ -73,13 +69,7 @@ class ReporterIn(BaseModel):
         return ReporterIn(anonymity="anonymous") if self.anonymity == "anonymous" else self
 
 
-class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str | None = Field(default=None, max_length=2000)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
-
+class LocationIn(manual.LocationIn):
     @model_validator(mode="after")
     def _both_or_neither(self) -> LocationIn:
         if (self.lat is None) != (self.lon is None):

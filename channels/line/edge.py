@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from linebot.v3 import WebhookParser
 from linebot.v3.exceptions import InvalidSignatureError
 
-from channels.base import ChannelContext
+from channels.base import ChannelContext, InboxItem
 from channels.line.parse import SIGNATURE_HEADER, inbox_items
 from channels.line.settings import LineSettings
-from normalizer.errors import AuthError, PayloadError
-
-log = structlog.get_logger(__name__)
+from channels.webhooks import EdgeEvents, take
+from normalizer.errors import AuthError
 
 PATH = "/webhooks/line"
-REJECTED = "line.rejected"
-MALFORMED = "line.malformed"
-ACCEPTED = "line.accepted"
-ACCEPT_FAILED = "line.accept_failed"
+EVENTS = EdgeEvents.of("line")
 
 
 def verify(body: bytes, headers: Mapping[str, str], settings: LineSettings) -> None:
@@ -48,24 +43,11 @@ def router(settings: LineSettings, ctx: ChannelContext) -> APIRouter:
     @api.post(PATH)
     async def webhook(request: Request) -> Response:
         raw = await request.body()
-        try:
-            verify(raw, request.headers, settings)
-        except AuthError as exc:
-            log.warning(REJECTED, reason=str(exc))
-            return PlainTextResponse("invalid signature", status_code=403)
-        try:
-            items = inbox_items(raw, {SIGNATURE_HEADER: request.headers[SIGNATURE_HEADER]})
-        except PayloadError as exc:
-            log.warning(MALFORMED, error=str(exc))
-            return PlainTextResponse(str(exc), status_code=400)
-        try:
-            for item in items:
-                accepted = await ctx.accept(item)
-                log.info(ACCEPTED, external_id=item.external_id, duplicate=accepted.duplicate)
-        except Exception:
-            # Not stored: LINE redelivers a non-2xx (when redelivery is on); stored rows dedup then.
-            log.exception(ACCEPT_FAILED)
-            return PlainTextResponse("try again", status_code=503)
-        return PlainTextResponse("OK")
+
+        def items_of(body: bytes) -> list[InboxItem]:
+            return inbox_items(body, {SIGNATURE_HEADER: request.headers[SIGNATURE_HEADER]})
+
+        # LINE redelivers a non-2xx (when redelivery is on for the channel).
+        return await take(raw, request.headers, lambda b, h: verify(b, h, settings), items_of, ctx, EVENTS, "OK")
 
     return api

@@ -12,19 +12,17 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from channels.base import ChannelContext
+from channels.base import ChannelContext, InboxItem
+from channels.webhooks import EdgeEvents, take
 from channels.x.parse import SIGNATURE_HEADER, inbox_items
 from channels.x.settings import XSettings
-from normalizer.errors import AuthError, PayloadError
+from normalizer.errors import AuthError
 
 log = structlog.get_logger(__name__)
 
 PATH = "/webhooks/x"
 CRC_ANSWERED = "x.crc_answered"
-REJECTED = "x.rejected"
-MALFORMED = "x.malformed"
-ACCEPTED = "x.accepted"
-ACCEPT_FAILED = "x.accept_failed"
+EVENTS = EdgeEvents.of("x")
 
 
 def sign(data: bytes, consumer_secret: str) -> str:
@@ -57,32 +55,20 @@ def router(settings: XSettings, ctx: ChannelContext) -> APIRouter:
     @api.post(PATH)
     async def activity(request: Request) -> Response:
         raw = await request.body()
-        try:
-            verify(raw, request.headers, settings)
-        except AuthError as exc:
-            log.warning(REJECTED, reason=str(exc))
-            return PlainTextResponse("invalid signature", status_code=403)
-        try:
-            items = inbox_items(raw, {SIGNATURE_HEADER: request.headers[SIGNATURE_HEADER]})
-        except PayloadError as exc:
-            log.warning(MALFORMED, error=str(exc))
-            return PlainTextResponse(str(exc), status_code=400)
-        if settings.user_id:
+
+        def items_of(body: bytes) -> list[InboxItem]:
+            items = inbox_items(body, {SIGNATURE_HEADER: request.headers[SIGNATURE_HEADER]})
+            if not settings.user_id:
+                return items
             # Another account subscribed on the same app: kept for provenance, not ours to take.
-            items = [
+            return [
                 item
                 if item.meta.get("for_user_id") == settings.user_id
                 else dataclasses.replace(item, ignored_reason="x activity for another account")
                 for item in items
             ]
-        try:
-            for item in items:
-                accepted = await ctx.accept(item)
-                log.info(ACCEPTED, external_id=item.external_id, duplicate=accepted.duplicate)
-        except Exception:
-            # Not stored: X retries a failed delivery; rows already stored dedup then.
-            log.exception(ACCEPT_FAILED)
-            return PlainTextResponse("try again", status_code=503)
-        return PlainTextResponse("ok")
+
+        # X retries a delivery that failed.
+        return await take(raw, request.headers, lambda b, h: verify(b, h, settings), items_of, ctx, EVENTS)
 
     return api
