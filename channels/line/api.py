@@ -21,6 +21,7 @@ REPLY_PATH = "/v2/bot/message/reply"
 PUSH_PATH = "/v2/bot/message/push"
 REPLY_TOKEN_REFUSED = "line.reply_token_refused"
 MEDIA_UNAVAILABLE = "line.media_unavailable"
+PROFILE_UNAVAILABLE = "line.profile_unavailable"
 # Any fixed namespace: the retry key of a push is derived from the outbox row's idempotency key.
 _RETRY_KEY_NAMESPACE = uuid.UUID("0d5e7c52-43a1-4b7e-9f51-6a5c4f0b2e11")
 
@@ -86,6 +87,27 @@ async def send(reply: Reply, settings: LineSettings, client: httpx.AsyncClient) 
 
 
 async def enrich(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
+    """The sender's display name (the webhook has none) and the message's content as attachments."""
+    named = await _with_display_name(msg, settings, ctx)
+    return await _with_content(named, settings, ctx)
+
+
+async def _with_display_name(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
+    """``GET /v2/bot/profile/{userId}``; a profile LINE will not give (not a friend, an outage) is no reason to wait."""
+    user_id = msg.extra.get("line_user_id")
+    if not user_id or msg.sender_name or msg.extra.get("greeting"):
+        return msg
+    url = settings.api_url(f"/v2/bot/profile/{user_id}")
+    try:
+        response = await line_call(ctx.http, "GET", url, settings.channel_access_token.get_secret_value())
+        name = response.json().get("displayName")
+    except (ProviderError, ProviderRejected, ValueError, AttributeError) as exc:
+        log.info(PROFILE_UNAVAILABLE, error=str(exc))
+        return msg
+    return dataclasses.replace(msg, sender_name=str(name)) if name else msg
+
+
+async def _with_content(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
     """Download the message's content (photo, video, audio, file) into attachments.
 
     Content LINE no longer serves (a 4xx: it is kept for a limited time) is

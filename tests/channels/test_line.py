@@ -320,3 +320,27 @@ def test_content_api_download_becomes_an_attachment_and_a_gone_file_is_skipped()
         hashlib.sha256(photo).hexdigest(),
     )
     assert skipped.attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("answer", "name"),
+    [
+        (Canned.json({"displayName": "Dewi", "userId": USER}), "Dewi"),
+        (Canned.json({"message": "Not found"}, status=404), None),  # not a friend of the account
+        (Canned.json({"message": "Internal error"}, status=500), None),  # not worth holding the complaint
+    ],
+)
+def test_display_name_comes_from_the_profile_api_when_line_gives_it(answer: Canned, name: str | None) -> None:
+    (item,) = inbox_items(payload("text.json"))
+    (msg,) = parse(item.raw, item.meta)
+    with fake_provider_api() as api:
+        api.route("GET", f"/v2/bot/profile/{USER}", answer)
+
+        async def go() -> Any:
+            async with httpx.AsyncClient() as client:
+                return await line.enrich(msg, settings(api.url), make_context(client))
+
+        enriched = asyncio.run(go())
+        (asked,) = api.seen("GET", f"/v2/bot/profile/{USER}")
+    assert enriched.sender_name == name
+    assert asked.headers["authorization"] == "Bearer line-access-token"

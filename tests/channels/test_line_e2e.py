@@ -39,6 +39,7 @@ def line_api() -> Iterator[ProviderApi]:
         api.route("POST", REPLY_PATH, SENT)
         api.route("POST", PUSH_PATH, SENT)
         api.route("GET", CONTENT, Canned(body=PHOTO, content_type="image/jpeg"))
+        api.route("GET", f"/v2/bot/profile/{USER}", Canned.json({"displayName": "Dewi", "userId": USER}))
         yield api
 
 
@@ -85,6 +86,7 @@ def test_photo_becomes_a_complaint_with_its_photo_and_the_tracking_id_goes_back_
         (request,) = eventually(lambda: line_api.seen("POST", REPLY_PATH))
     (complaint,) = stored_complaints(store)
     assert (complaint.channel, complaint.provider, complaint.reply_address) == ("line", "line", USER)
+    assert complaint.reporter_name == "Dewi"  # from the profile API: the webhook carries no name
     assert [a["sha256"] for a in complaint.attachments] == [hashlib.sha256(PHOTO).hexdigest()]
     assert request.json()["replyToken"] == "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA"
     assert complaint.tracking_id in request.json()["messages"][0]["text"]
