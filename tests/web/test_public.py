@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,15 @@ def test_double_submit_of_one_form_is_one_complaint(client: TestClient, store: S
     assert len(stored_complaints(store)) == 1
 
 
+def test_concurrent_copies_of_one_form_make_one_complaint(site: Callable[..., TestClient], store: Store) -> None:
+    with site(rate_limit="50/minute") as client:
+        tokens = hidden_fields(client)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: submit(client, tokens=tokens), range(6)))
+    assert {tracking_id(answer) for answer in answers} == {stored_complaints(store)[0].tracking_id}
+    assert len(stored_inbox(store)) == 1 and len(stored_complaints(store)) == 1
+
+
 def test_honeypot_is_refused_and_stores_nothing(client: TestClient, store: Store, config: Config) -> None:
     refused = submit(client, {**REPORT, "situs": "http://spam.example"}, files=[("a.jpg", PHOTO, "image/jpeg")])
     assert refused.status_code == 400
@@ -289,6 +299,8 @@ def test_app_reports_by_json_with_a_photo_and_reads_the_public_view(client: Test
     assert body["status"] == "received" and body["status_url"].endswith(f"/cek/{body['tracking_id']}")
     again = api_post(client, JSON_REPORT, **{"Idempotency-Key": "android-0001"})
     assert again.json()["tracking_id"] == body["tracking_id"]
+    reused = api_post(client, {**JSON_REPORT, "body": "Lain lagi"}, **{"Idempotency-Key": "android-0001"})
+    assert reused.status_code == 422
     (complaint,) = stored_complaints(store)
     assert complaint.reporter_name == "Siti" and complaint.attachments[0]["content_type"] == "image/jpeg"
     view = client.get(f"/api/v1/public/reports/{body['tracking_id']}", headers={"X-Api-Key": APP_KEY})
