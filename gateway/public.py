@@ -196,7 +196,9 @@ class Doors:
         try:
             return await parser.parse()
         except MultiPartException as exc:
-            raise Refused(413 if "Too many" in exc.message else 400, self.too_big().message, exc.message) from None
+            if "Too many" in exc.message or "exceeded" in exc.message:
+                raise Refused(413, self.too_big().message, exc.message) from None
+            raise Refused(400, FORM_REFUSED, exc.message) from None
 
     async def uploads(self, files: Sequence[UploadFile]) -> tuple[list[Upload], str | None]:
         """The chosen files with their type from the bytes, or what is wrong with them (Indonesian)."""

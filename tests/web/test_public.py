@@ -240,6 +240,16 @@ def test_body_over_the_limit_is_refused_before_it_is_read(site: Callable[..., Te
     assert stored_inbox(store) == []
 
 
+def test_more_parts_than_the_form_has_or_a_broken_body_is_refused(client: TestClient, store: Store) -> None:
+    files = [(f"{n}.jpg", PHOTO, "image/jpeg") for n in range(6)]
+    assert submit(client, files=files).status_code == 413
+    broken = client.post(
+        "/lapor", content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert broken.status_code in (400, 403)
+    assert stored_inbox(store) == []
+
+
 def test_missing_text_or_consent_is_named_beside_its_field(client: TestClient, store: Store) -> None:
     refused = submit(client, {**REPORT, "isi": "   ", "persetujuan": "", "email": "bukan-email"})
     assert refused.status_code == 422
