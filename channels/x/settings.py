@@ -27,7 +27,7 @@ class XSettings(ChannelSettings):
         if not self.consumer_secret.get_secret_value().strip():
             raise ValueError("channels.x.consumer_secret is empty — set X_CONSUMER_SECRET")
         if not self.user_id.strip().isdigit():
-            raise ValueError("channels.x.user_id must be our account's numeric id (e.g. \"4337869213\")")
+            raise ValueError('channels.x.user_id must be our account\'s numeric id (e.g. "4337869213")')
         if not self.access_token.get_secret_value().strip():
             raise ValueError("channels.x.access_token is empty — set X_ACCESS_TOKEN")
         return self
