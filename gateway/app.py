@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, outage, web
+from gateway import api, logs, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -195,6 +195,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(public_api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():

@@ -363,7 +363,9 @@ class Worker:
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
         if isinstance(outcome, NeedsHelp):
-            self._queue_reply(writes, adapter, message, row.id, replies.help, tracking_id=None)
+            # A chat that was just opened (LINE's follow event) is greeted rather than corrected.
+            text = replies.greeting if message.extra.get("greeting") else replies.help
+            self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
 
         # Only the careful pass looks first; on the fast path the unique key on (inbox_id, part) objects.
