@@ -192,4 +192,7 @@ async def poll_open311(config: Config, store: Store, sink: SinkConfig, context: 
                 await poll_once(config, store, sink, context.http)
             except GatewayError as exc:
                 log.warning(OPEN311_POLL_FAILED, sink=sink.name, error=str(exc))
+            except Exception:
+                # The poller must outlive a surprise (a bad answer, a lost connection): log it, try next round.
+                log.exception(OPEN311_POLL_FAILED, sink=sink.name)
             await asyncio.sleep(sink.poll_interval_s)

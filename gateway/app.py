@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, web
+from gateway import agency_sync, api, api_lifecycle, logs, media_links, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -104,6 +104,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:
                     tasks.append(asyncio.create_task(_supervise(adapter.name, adapter, settings, context)))
+            for sink in gateway.config.sinks:
+                if sink.type == "open311":  # updates pulled back, by one instance (advisory lock)
+                    poller = agency_sync.poll_open311(gateway.config, gateway.store, sink, context)
+                    tasks.append(asyncio.create_task(poller))
             log.info(logs.GATEWAY_STARTED, channels=gateway.config.enabled_channels())
             try:
                 yield
@@ -134,6 +138,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(api_lifecycle.router)
+    app.include_router(media_links.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
