@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -32,6 +33,7 @@ DEFINITION_TTL_S = 3600.0
 # Token look-ups right after the post, before leaving it to the poller (seconds between tries).
 TOKEN_WAITS = (0.2, 0.5, 1.0)
 MAX_IDS_PER_CALL = 50
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
@@ -182,7 +184,8 @@ async def forward(
         if existing is not None:
             return existing
     with_attribute = await takes_tracking_attribute(sink, code, client)
-    answer = await _call(client, sink, "POST", "requests.json", data=request_form(payload, sink, code, with_attribute))
+    form = urlencode(request_form(payload, sink, code, with_attribute)).encode()
+    answer = await _call(client, sink, "POST", "requests.json", content=form, headers=FORM)
     first = answer[0] if isinstance(answer, list) and answer else {}
     if first.get("service_request_id"):
         return str(first["service_request_id"])
