@@ -13,6 +13,7 @@ create its request and then answer too late (the client times out after the agen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -78,10 +79,9 @@ class Open311Server:
                 status, body, stall = server.post(split.path, form)
                 if stall:
                     time.sleep(stall)
-                try:
+                # The client may have given up waiting: the request exists all the same.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._answer(status, body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting: the request exists all the same
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
