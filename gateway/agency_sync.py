@@ -62,6 +62,14 @@ def enable(store: Store, name: str) -> bool:
     return True
 
 
+def sink_states(config: Config, store: Store) -> list[dict[str, Any]]:
+    """Each configured sink with where it goes and, when disabled, since when and why."""
+    return [
+        {"name": s.name, "type": s.type, "target": s.url or s.endpoint, "disabled": disabled(store, s.name)}
+        for s in config.sinks
+    ]
+
+
 async def deliver(config: Config, store: Store, row: OutboxMessage, client: httpx.AsyncClient) -> str | None:
     sink = config.sink(row.target)
     if sink is None:

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import agency_sync, api, api_lifecycle, logs, media_links, web
+from gateway import agency_sync, api, api_lifecycle, lifecycle, logs, media_links, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -38,6 +38,7 @@ class Gateway:
         self.store = store or open_store(config.database.url, echo=config.database.echo)
         self.metrics = Metrics()
         self.metrics.watch_queue(lambda: queue_depths(self.store))
+        self.metrics.watch_overdue(lambda: lifecycle.overdue_counts(self.store))
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)

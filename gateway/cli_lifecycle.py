@@ -166,14 +166,9 @@ def install(complaints_app: typer.Typer) -> None:
     def sinks_list(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
         """Forwarders and whether they are disabled."""
         config = _config(ctx)
-        store = open_store(config.database.url)
-        rows = []
-        for sink in config.sinks:
-            gone = agency_sync.disabled(store, sink.name)
-            target = sink.url or sink.endpoint
-            rows.append(
-                {"name": sink.name, "type": sink.type, "target": target, "disabled": gone["why"] if gone else ""}
-            )
+        rows = agency_sync.sink_states(config, open_store(config.database.url))
+        for row in rows:
+            row["disabled"] = row["disabled"]["why"] if row["disabled"] else ""
         emit(rows, fmt, ["name", "type", "target", "disabled"], "Sinks")
 
     @sinks_app.command("enable")

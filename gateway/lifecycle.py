@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import case, insert, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -713,6 +713,17 @@ def status_reply(session: Session, config: Config, complaint: Complaint) -> str:
 
 
 # ---- listings ------------------------------------------------------------------------------------
+
+
+def overdue_counts(store: Store, now: datetime | None = None) -> dict[tuple[str, str], int]:
+    """(status, agency or "-") -> open complaints past their due date, for /metrics."""
+    with store.read() as session:
+        rows = session.execute(
+            select(col(Complaint.status), col(Complaint.agency), func.count())
+            .where(col(Complaint.due_at) < (now or utcnow()), col(Complaint.status).not_in(FINAL))
+            .group_by(col(Complaint.status), col(Complaint.agency))
+        ).all()
+    return {(status, agency or "-"): int(count) for status, agency, count in rows}
 
 
 def queue_order(query: Any, now: datetime) -> Any:

@@ -118,3 +118,16 @@ def test_an_agency_token_needs_a_configured_agency(store: Store, config: Config)
         check_agency_binding("agency", "dinsos", config.agencies)
     with pytest.raises(ValueError, match="agency role only"):
         check_agency_binding("admin", "dpupr", config.agencies)
+
+
+def test_overdue_complaints_are_counted_in_metrics(client: TestClient, store: Store) -> None:
+    from datetime import timedelta
+
+    from sinks.store.models import utcnow
+
+    add_complaint(store, status="forwarded", agency="dpupr", due_at=utcnow() - timedelta(hours=1))
+    add_complaint(store, status="forwarded", agency="dpupr", due_at=utcnow() + timedelta(days=1))
+    add_complaint(store, status="resolved", agency="dpupr", due_at=utcnow() - timedelta(days=1))  # done: not late
+    text = client.get("/metrics").text
+    assert 'lapor_complaints_overdue{agency="dpupr",status="forwarded"} 1.0' in text
+    assert 'status="resolved"' not in text

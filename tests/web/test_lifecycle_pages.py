@@ -113,3 +113,14 @@ def test_the_queue_lists_overdue_first_then_oldest(site: Site) -> None:
     assert page.index(late) < page.index(old) < page.index(new)
     assert page.count("Terlambat</span>") == 1
     assert listing.count("Terlambat</span>") == 1
+
+
+def test_the_channels_page_shows_a_disabled_sink(make_config: Callable[..., Config], store: Store) -> None:
+    from gateway import agency_sync
+
+    add_staff(store)
+    config = make_config(channels=quiet_channels(), sinks=[{"name": "pusat", "url": "http://127.0.0.1:9/hooks"}])
+    agency_sync.disable(store, "pusat", "sink pusat answered 410: gone")
+    with live_site(config, store) as running, signed_in(running, "rina") as admin:
+        page = admin.get("/kanal").text
+    assert "Dinonaktifkan sejak" in page and "lapor-gateway sinks enable pusat" in page
