@@ -81,10 +81,13 @@ async def deliver(config: Config, store: Store, row: OutboxMessage, client: http
             f"run `lapor-gateway sinks enable {sink.name}`, then replay"
         )
     try:
-        return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, client, row.attempts)
+        sent = await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, client, row.attempts)
     except SinkGone as exc:
         await asyncio.to_thread(disable, store, sink.name, str(exc))
         raise
+    if sink.type == "open311" and sent and not sent.startswith(open311.TOKEN_PREFIX) and row.tracking_id:
+        await asyncio.to_thread(_keep_ref, store, None, row.tracking_id, sent)  # the agency's id, on the complaint
+    return sent
 
 
 # ---- Open311 updates -----------------------------------------------------------------------------
@@ -108,11 +111,12 @@ def _forwarded_rows(store: Store, sink: SinkConfig) -> list[tuple[int, str, str]
     return [(int(i), str(t), str(p)) for i, t, p in rows]
 
 
-def _keep_ref(store: Store, outbox_id: int, tracking_id: str, request_id: str) -> None:
+def _keep_ref(store: Store, outbox_id: int | None, tracking_id: str, request_id: str) -> None:
+    """The agency's id for the complaint: on the complaint, and on the forward that had only a token."""
     with store.write() as session:
-        session.execute(
-            update(OutboxMessage).where(col(OutboxMessage.id) == outbox_id).values(provider_message_id=request_id)
-        )
+        if outbox_id is not None:
+            outbox = update(OutboxMessage).where(col(OutboxMessage.id) == outbox_id)
+            session.execute(outbox.values(provider_message_id=request_id))
         session.execute(
             update(Complaint).where(col(Complaint.tracking_id) == tracking_id).values(agency_ref=request_id)
         )
@@ -148,7 +152,7 @@ def apply_update(
         else:
             return None
         change = lifecycle.Change(
-            **{**change.__dict__, "source": "open311", "dedupe_key": update_key(sink.name, request), "at": updated}
+            **{**change.__dict__, "source": "open311", "dedupe_key": update_key(sink.name, request)}
         )
         if updated is not None:
             complaint.agency_updated_at = updated

@@ -80,7 +80,9 @@ CITIZEN_MOVES: frozenset[tuple[str, str]] = frozenset({(RESOLVED, IN_PROGRESS)})
 SYSTEM_MOVES: frozenset[tuple[str, str]] = AGENCY_MOVES | CITIZEN_MOVES | {(VERIFIED, FORWARDED)}
 
 REGION_CODE = re.compile(r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
-_BELUM_SELESAI = re.compile(r"\bbelum\s+(selesai|beres|tuntas|diperbaiki)\b", re.IGNORECASE)
+_BELUM_SELESAI = re.compile(r"\b(belum|blm)\s+(selesai|beres|tuntas)\b", re.IGNORECASE)
+# "belum selesai" alone answers our resolution; a long text that says it is more likely a new complaint.
+_SHORT_ANSWER = 160
 # Conservative sizes: three concatenated SMS parts, and the chat apps' own message limits.
 _TEXT_LIMITS = {"sms": 459, "whatsapp": 4096, "telegram": 4096}
 WHATSAPP_WINDOW = timedelta(hours=24)
@@ -640,7 +642,7 @@ def _media_url(config: Config, complaint: Complaint) -> str | None:
 
 
 def says_not_done(text: str) -> bool:
-    return bool(_BELUM_SELESAI.search(text))
+    return len(text) <= _SHORT_ANSWER and bool(_BELUM_SELESAI.search(text))
 
 
 def resolved_at(session: Session, tracking_id: str) -> datetime | None:
