@@ -142,3 +142,8 @@ def test_verified_forwarded_answered_by_open311_and_read_in_the_same_whatsapp_ch
         ("resolved", "agency", "open311"),
         ("in_progress", "citizen", "channel"),
     ]
+    with signed_in(site, "rina") as admin:
+        recap = admin.get("/rekap").text
+    table = recap[recap.index('id="per-instansi"') :]
+    assert re.search(r"Dinas PUPR</th><td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">1</td>", table)
+    assert "100.0%" in table  # the completion rate the region is judged on
