@@ -42,6 +42,20 @@ def _change(ctx: typer.Context, tracking_id: str, change: lifecycle.Change, fmt:
     emit([applied.event], fmt, EVENT_COLUMNS, applied.record.get("tracking_id", tracking_id))
 
 
+def _note_command(complaints_app: typer.Typer, name: str, to: str, summary: str) -> None:
+    def command(
+        ctx: typer.Context,
+        tracking_id: str,
+        note: Note = None,
+        internal_note: Internal = None,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        _change(ctx, tracking_id, lifecycle.Change(to, note, internal_note, source="cli"), fmt)
+
+    command.__doc__ = summary
+    complaints_app.command(name)(command)
+
+
 def install(complaints_app: typer.Typer) -> None:
     """Add the lifecycle commands to the CLI's ``complaints`` group."""
 
@@ -92,49 +106,14 @@ def install(complaints_app: typer.Typer) -> None:
         )
         _change(ctx, tracking_id, change, fmt)
 
-    @complaints_app.command("progress")
-    def progress(
-        ctx: typer.Context,
-        tracking_id: str,
-        note: Note = None,
-        internal_note: Internal = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """forwarded|in_progress -> in_progress, with a progress note."""
-        _change(ctx, tracking_id, lifecycle.Change("in_progress", note, internal_note, source="cli"), fmt)
-
-    @complaints_app.command("resolve")
-    def resolve(
-        ctx: typer.Context,
-        tracking_id: str,
-        note: Annotated[str, typer.Option("--note", help="the answer for the citizen")],
-        internal_note: Internal = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """forwarded|in_progress -> resolved, with the agency's answer."""
-        _change(ctx, tracking_id, lifecycle.Change("resolved", note, internal_note, source="cli"), fmt)
-
-    @complaints_app.command("reopen")
-    def reopen(
-        ctx: typer.Context,
-        tracking_id: str,
-        note: Note = None,
-        internal_note: Internal = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """resolved -> in_progress (the citizen says it is not done)."""
-        _change(ctx, tracking_id, lifecycle.Change("in_progress", note, internal_note, source="cli"), fmt)
-
-    @complaints_app.command("close")
-    def close(
-        ctx: typer.Context,
-        tracking_id: str,
-        note: Note = None,
-        internal_note: Internal = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """resolved -> closed."""
-        _change(ctx, tracking_id, lifecycle.Change("closed", note, internal_note, source="cli"), fmt)
+    # Moves that take only notes: (command, status it moves to, what it does).
+    for name, to, summary in (
+        ("progress", "in_progress", "forwarded|in_progress -> in_progress, with a progress note (--note)."),
+        ("resolve", "resolved", "forwarded|in_progress -> resolved; --note is the answer for the citizen."),
+        ("reopen", "in_progress", "resolved -> in_progress (the citizen says it is not done)."),
+        ("close", "closed", "resolved -> closed."),
+    ):
+        _note_command(complaints_app, name, to, summary)
 
     @complaints_app.command("events")
     def events(ctx: typer.Context, tracking_id: str, fmt: FormatOption = Format.table) -> None:
