@@ -225,3 +225,61 @@ def test_the_poller_asks_for_at_most_50_ids_a_call(make_gateway: Callable[..., G
         q["service_request_id"][0].split(",") for q in agency.calls_to("requests.json") if "service_request_id" in q
     ]
     assert sorted(len(ids) for ids in asked) == [5, 50]
+
+
+def test_the_photo_link_serves_the_photo_until_it_expires(make_gateway: Callable[..., Gateway]) -> None:
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.context import AttachmentFiles
+
+    gateway = make_gateway()
+    photo = AttachmentFiles(Path(gateway.config.data_dir))(b"\xff\xd8\xff jalan berlubang", "lubang.jpg", "image/jpeg")
+    listed = {
+        "filename": photo.filename,
+        "content_type": photo.content_type,
+        "size": photo.size,
+        "sha256": photo.sha256,
+    }
+    tracking_id = add_complaint(gateway.store, attachments=[listed])
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    link = media_links.signed_url("", MEDIA_SECRET, tracking_id, photo.sha256, soon)
+    past = media_links.signed_url("", MEDIA_SECRET, tracking_id, photo.sha256, datetime.now(UTC) - timedelta(hours=1))
+    client = TestClient(create_app(gateway))
+    answer = client.get(link)
+    assert (answer.status_code, answer.content, answer.headers["content-type"]) == (
+        200,
+        b"\xff\xd8\xff jalan berlubang",
+        "image/jpeg",
+    )
+    assert client.get(past).status_code == 403
+    assert client.get(link.replace(tracking_id, add_complaint(gateway.store))).status_code == 403
+
+
+def test_one_instance_polls_and_another_takes_over_when_it_stops(
+    make_gateway: Callable[..., Gateway], agency: Open311Server
+) -> None:
+    from gateway.context import exclusive_lock
+
+    gateway = make_gateway(poll_interval_s=0.1)
+    sink_config = gateway.config.sink("pupr311")
+    assert sink_config is not None
+    forward(gateway, category="jalan")
+    lock = exclusive_lock(gateway.store, gateway.config.data_dir)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient() as http:
+            context = gateway.make_context(http)
+            first = asyncio.create_task(agency_sync.poll_open311(gateway.config, gateway.store, sink_config, context))
+            while not [q for q in agency.calls_to("requests.json") if "service_request_id" in q]:
+                await asyncio.sleep(0.05)
+            with pytest.raises(TimeoutError):  # a second instance waits for the lock
+                await asyncio.wait_for(lock("open311-poll:pupr311").__aenter__(), 1.0)
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            async with asyncio.timeout(30), lock("open311-poll:pupr311"):
+                pass  # free again once the first stopped
+
+    asyncio.run(scenario())
