@@ -80,3 +80,14 @@ def test_agencies_list_and_sinks_enable(config_path: Path, store: Store) -> None
     assert json.loads(output)[0]["disabled"] == "sink pusat answered 410"
     assert invoke(config_path, "sinks", "enable", "pusat")[0] == 0
     assert agency_sync.disabled(store, "pusat") is None
+
+
+def test_an_agency_web_account_is_bound_to_its_agency(config_path: Path, store: Store) -> None:
+    from gateway import users
+
+    args = ["--config", str(config_path), "users", "create", "--username", "pupr", "--role", "agency"]
+    refused = runner.invoke(app, [*args, "--password-stdin"], input="kata-sandi-panjang\n")
+    assert refused.exit_code == 2 and "needs --agency" in refused.output
+    made = runner.invoke(app, [*args, "--agency", "dpupr", "--password-stdin"], input="kata-sandi-panjang\n")
+    assert made.exit_code == 0, made.output
+    assert users.check_password(store, "pupr", "kata-sandi-panjang").agency == "dpupr"
