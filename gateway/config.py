@@ -215,6 +215,12 @@ class Config(_Section):
                 raise ConfigError(
                     f"config: agencies.{code}.forward names no sink (known: {', '.join(sorted(names)) or 'none'})"
                 )
+            sink = self.sink(agency.forward) if agency.forward else None
+            if sink is not None and sink.type == "webhook" and sink.secret is None:
+                raise ConfigError(
+                    f"config: agencies.{code}.forward: sink {sink.name} carries status events only when signed — "
+                    "give it a secret (whsec_…)"
+                )
         return self
 
     def sink(self, name: str) -> SinkConfig | None:

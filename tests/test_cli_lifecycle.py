@@ -20,7 +20,7 @@ AGENCIES = """agencies:
   dpupr: {name: Dinas PUPR, categories: [jalan], regions: ["33.28"]}
   dlh: {name: Dinas Lingkungan Hidup, categories: [sampah], forward: pusat}
 sinks:
-  - {name: pusat, url: "http://127.0.0.1:9/hooks"}
+  - {name: pusat, url: "http://127.0.0.1:9/hooks", secret: "whsec_dGVzdC1zZWNyZXQ="}
 """
 
 
