@@ -139,3 +139,28 @@ def test_other_4xx_go_to_the_failed_list_with_the_answer(gateway: Gateway, recei
     assert (row.status, row.attempts, row.error_type) == (FAILED, 1, "ProviderRejected")
     assert "missing field foo" in (row.last_error or "")
     assert len(stored_outbox(gateway.store, kind="forward")) == 1
+
+
+def test_an_agency_webhook_hears_only_of_its_own_complaints(
+    make_config: Callable[..., Config], store: Store, receiver: ProviderApi
+) -> None:
+    config = make_config(
+        sinks=[
+            {"name": "pusat", "url": f"{receiver.url}/feed", "secret": SECRET},
+            {"name": "pupr", "url": f"{receiver.url}/pupr", "secret": SECRET},
+        ],
+        agencies={
+            "dpupr": {"name": "Dinas PUPR", "categories": ["jalan"], "forward": "pupr"},
+            "dlh": {"name": "DLH", "categories": ["sampah"]},
+        },
+    )
+    gateway = Gateway(config, store)
+    ours = add_complaint(store, status="verified")
+    theirs = add_complaint(store, status="verified", category="sampah")
+    lifecycle.transition(store, config, ours, lifecycle.Change(to="forwarded"), ADMIN)
+    lifecycle.transition(store, config, theirs, lifecycle.Change(to="forwarded"), ADMIN)
+    run(gateway)
+    to_agency = [verified(call)["data"]["record"]["tracking_id"] for call in receiver.seen("POST", "/pupr")]  # type: ignore[index]
+    to_feed = sorted(verified(call)["data"]["record"]["tracking_id"] for call in receiver.seen("POST", "/feed"))  # type: ignore[index]
+    assert to_agency == [ours]
+    assert to_feed == sorted([ours, theirs])
