@@ -295,3 +295,18 @@ def test_status_answers_the_step_the_agency_and_the_latest_public_note(store: St
     assert status().endswith(": selesai. Instansi: Dinas PUPR. Tanggapan: Sudah ditambal.")
     move(store, config, tracking_id, "closed")
     assert status().endswith(": ditutup. Instansi: Dinas PUPR. Tanggapan: Sudah ditambal.")
+
+
+def test_migration_0006_goes_down_and_up_again(store: Store, config: Config) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from sinks.store.db import alembic_config
+
+    command.downgrade(alembic_config(store), "0005")
+    assert "complaint_event" not in inspect(store.engine).get_table_names()
+    assert "agency" not in {c["name"] for c in inspect(store.engine).get_columns("complaint")}
+    command.upgrade(alembic_config(store), "head")
+    tracking_id = add_complaint(store)
+    move(store, config, tracking_id, "verified")
+    assert [e.to_status for e in events(store, tracking_id)] == ["verified"]
