@@ -199,6 +199,28 @@ def record_with_events(session: Session, complaint: Complaint, internal: bool = 
     return record
 
 
+def public_timeline(session: Session, config: Config, tracking_id: str) -> list[dict[str, Any]]:
+    """The history a citizen may see (the public status page): when, which step, which agency, public notes.
+
+    No actor names, no internal notes, no corrections, no reasons beyond the plain words the citizen was told.
+    """
+    steps: list[dict[str, Any]] = []
+    for event in events_of(session, tracking_id):
+        if event.from_status == event.to_status and event.to_status != IN_PROGRESS:
+            continue
+        steps.append(
+            {
+                "at": queries.iso(event.at),
+                "status": event.to_status,
+                "status_text": config.replies.status_texts.get(event.to_status, event.to_status),
+                "agency_name": agency_name(config, event.agency) if event.agency else None,
+                "public_note": event.public_note,
+                "reason_text": config.replies.reject_reasons.get(event.reason or "", None) if event.reason else None,
+            }
+        )
+    return steps
+
+
 def latest_public_note(session: Session, tracking_id: str) -> str | None:
     return session.execute(
         select(col(ComplaintEvent.public_note))
@@ -409,7 +431,8 @@ def apply(
     session.add(event)
     session.add(complaint)
     session.flush()
-    _deliver_to_sinks(session, config, complaint, event, record)
+    if not correction:  # a correction is ours to keep: agencies hear of status changes
+        _deliver_to_sinks(session, config, complaint, event, record)
     log.info(LIFECYCLE_CHANGED, tracking_id=complaint.tracking_id, frm=current, to=to, actor=actor.kind)
     applied = Applied(event_view(event), created=True, record=record)
     if to == VERIFIED and not handed_back and config.lifecycle.auto_forward and actor.kind != "system":

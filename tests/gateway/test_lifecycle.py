@@ -310,3 +310,22 @@ def test_migration_0006_goes_down_and_up_again(store: Store, config: Config) -> 
     tracking_id = add_complaint(store)
     move(store, config, tracking_id, "verified")
     assert [e.to_status for e in events(store, tracking_id)] == ["verified"]
+
+
+def test_the_public_timeline_shows_steps_and_public_notes_only(store: Store, config: Config) -> None:
+    tracking_id = add_complaint(store)
+    move(store, config, tracking_id, "verified", internal_note="pelapor pernah lapor hal sama")
+    move(store, config, tracking_id, None, category="sampah")
+    move(store, config, tracking_id, "forwarded", agency="dlh", internal_note="prioritas")
+    move(
+        store, config, tracking_id, "resolved", Actor("agency", "budi.dlh", agency="dlh"), public_note="Sudah diangkut."
+    )
+    with store.read() as session:
+        steps = lifecycle.public_timeline(session, config, tracking_id)
+    assert [(s["status"], s["agency_name"], s["public_note"]) for s in steps] == [
+        ("verified", None, None),
+        ("forwarded", "Dinas Lingkungan Hidup", None),
+        ("resolved", "Dinas Lingkungan Hidup", "Sudah diangkut."),
+    ]
+    shown = repr(steps)
+    assert "budi.dlh" not in shown and "prioritas" not in shown and "pernah lapor" not in shown
