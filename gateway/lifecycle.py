@@ -26,6 +26,7 @@ from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from channels.gsm import is_gsm
 from gateway import media_links, workdays
 from gateway.config import Config, SinkConfig
 from normalizer.tracking import canonical_tracking_id
@@ -85,6 +86,7 @@ _BELUM_SELESAI = re.compile(r"\b(belum|blm)\s+(selesai|beres|tuntas)\b", re.IGNO
 _SHORT_ANSWER = 160
 # Conservative sizes: three concatenated SMS parts, and the chat apps' own message limits.
 _TEXT_LIMITS = {"sms": 459, "whatsapp": 4096, "telegram": 4096}
+_UCS2_SMS_LIMIT = 201
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 
@@ -531,9 +533,11 @@ def citizen_text(config: Config, complaint: Complaint, event: ComplaintEvent, re
 def fit(text: str, channel: str) -> str:
     """Within the channel's length: an over-long answer is cut at a word and points to STATUS."""
     limit = _TEXT_LIMITS.get(channel)
+    if channel == "sms" and not is_gsm(text):
+        limit = _UCS2_SMS_LIMIT  # outside the GSM alphabet a part holds 67 characters, not 153
     if limit is None or len(text) <= limit:
         return text
-    tail = "… (selengkapnya: kirim STATUS)"
+    tail = "... (selengkapnya: kirim STATUS)"  # plain dots: an ellipsis would leave the GSM alphabet
     cut = text[: limit - len(tail)].rsplit(" ", 1)[0]
     return cut + tail
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from channels.gsm import is_gsm
 from gateway import lifecycle
 from gateway.config import Config
 from gateway.lifecycle import TRANSITIONS, Actor, Change
@@ -258,6 +259,9 @@ def test_a_long_answer_fits_three_sms_parts(store: Store, config: Config) -> Non
     (text,) = told(store, tracking_id)
     assert len(text) <= 459
     assert text.endswith("(selengkapnya: kirim STATUS)")
+    assert is_gsm(text)  # still three GSM parts, not seven UCS-2 ones
+    assert len(lifecycle.fit("Jalan 🚧 rusak parah. " * 30, "sms")) <= 201  # UCS-2: 3 parts of 67
+    assert lifecycle.fit("Jalan rusak. " * 30, "telegram") == "Jalan rusak. " * 30
 
 
 def test_whatsapp_outside_its_24_hour_window_gets_no_message_and_the_timeline_says_so(
