@@ -4,7 +4,6 @@ calls ``gateway.lifecycle``; the form carries a one-time key, so a double click 
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,57 +14,16 @@ from sqlmodel import Session, col
 
 from gateway import lifecycle
 from gateway.config import Config
+from gateway.web import complaints, lifecycle_view
 from gateway.web.labels import STATUSES
 from gateway.web.render import render
-from gateway.web.security import AdminOnly, AgencyOrAdmin, AnyAccount, Staff, WebError, checked_form
+from gateway.web.security import AdminOnly, AgencyOrAdmin, AnyAccount, WebError, checked_form
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.models import Complaint, utcnow
 
 router = APIRouter(include_in_schema=False)
-
-REASONS: dict[str, str] = {
-    "not_public_service": "Bukan pelayanan publik",
-    "incomplete": "Keterangan belum lengkap",
-    "duplicate": "Duplikat laporan lain",
-    "out_of_area": "Di luar wilayah",
-}
-ACTORS: dict[str, str] = {"staff": "Petugas", "agency": "Instansi", "system": "Sistem", "citizen": "Pelapor"}
 QUEUE_LIMIT = 200
-
-
-def _actor(staff: Staff) -> lifecycle.Actor:
-    if staff.role == "agency":
-        return lifecycle.Actor("agency", staff.username, agency=staff.agency)
-    return lifecycle.Actor("staff", staff.username, admin=staff.role == "admin")
-
-
-def actions(complaint: Complaint, staff: Staff) -> list[str]:
-    """The moves this account may offer on this complaint, by the table and the role."""
-    allowed = lifecycle.allowed_moves(complaint.status)
-    if staff.role == "admin":
-        return list(allowed)
-    if staff.role == "agency" and complaint.agency == staff.agency:
-        return [to for to in allowed if (complaint.status, to) in lifecycle.AGENCY_MOVES]
-    return []
-
-
-def detail_context(session: Session, config: Config, complaint: Complaint, staff: Staff) -> dict[str, Any]:
-    """What the detail page needs for its timeline and buttons."""
-    internal = staff.role in ("agent", "admin")
-    suggested = lifecycle.suggest_agencies(config, complaint.category, complaint.region_code)
-    return {
-        "timeline": [lifecycle.event_view(e, internal) for e in lifecycle.events_of(session, complaint.tracking_id)],
-        "actions": actions(complaint, staff),
-        "agencies": {code: agency.name for code, agency in config.agencies.items()},
-        "suggested_agency": suggested[0] if suggested else "",
-        "reasons": REASONS,
-        "actors": ACTORS,
-        "form_key": secrets.token_urlsafe(16),
-        "overdue": lifecycle.is_overdue(complaint),
-        "agency_name": lifecycle.agency_name(config, complaint.agency) if complaint.agency else None,
-        "can_correct": staff.role == "admin",
-    }
 
 
 def _text(form: Any, name: str) -> str | None:
@@ -100,7 +58,9 @@ async def change_status(request: Request, staff: AnyAccount, tracking_id: str) -
         dedupe_key=f"web:{staff.username}:{_text(form, 'form_key')}" if _text(form, "form_key") else None,
     )
     try:
-        await run_in_threadpool(lifecycle.transition, gateway.store, gateway.config, tracking_id, change, _actor(staff))
+        await run_in_threadpool(
+            lifecycle.transition, gateway.store, gateway.config, tracking_id, change, lifecycle_view.actor_of(staff)
+        )
     except lifecycle.LifecycleError as exc:
         raise WebError(exc.status, _in_indonesian(exc)) from None
     gateway.worker.wake.set()
@@ -163,6 +123,17 @@ def agency_complaint(request: Request, staff: AgencyOrAdmin, tracking_id: str) -
             "show_provenance": False,
             "provenance": None,
             "agency_view": True,
-            **detail_context(session, gateway.config, complaint, staff),
+            **lifecycle_view.detail_context(session, gateway.config, complaint, staff),
         }
     return render(request, "complaint.html", context, staff)
+
+
+@router.get("/instansi/pengaduan/{tracking_id}/lampiran/{sha256}")
+def agency_attachment(request: Request, staff: AgencyOrAdmin, tracking_id: str, sha256: str) -> Response:
+    """A photo or file of a complaint that is with the officer's agency (the staff route checks the file)."""
+    canonical = canonical_tracking_id(tracking_id)
+    with request.app.state.gateway.store.read() as session:
+        found = queries.complaint_by_tracking_id(session, canonical) if canonical else None
+    if found is None or (staff.role == "agency" and found.agency != staff.agency):
+        raise WebError(403, "Pengaduan ini tidak diteruskan ke instansi Anda.")
+    return complaints.attachment(request, staff, tracking_id, sha256)

@@ -124,3 +124,20 @@ def test_the_channels_page_shows_a_disabled_sink(make_config: Callable[..., Conf
     with live_site(config, store) as running, signed_in(running, "rina") as admin:
         page = admin.get("/kanal").text
     assert "Dinonaktifkan sejak" in page and "lapor-gateway sinks enable pusat" in page
+
+
+def test_the_agency_downloads_the_photos_of_its_own_complaints_only(site: Site) -> None:
+    from pathlib import Path
+
+    from gateway.context import AttachmentFiles
+
+    photo = AttachmentFiles(Path(site.config.data_dir))(b"\xff\xd8 foto lubang", "lubang.jpg", "image/jpeg")
+    listed = [{"filename": "lubang.jpg", "content_type": "image/jpeg", "size": photo.size, "sha256": photo.sha256}]
+    ours = add_complaint(site.store, status="forwarded", agency="dpupr", attachments=listed)
+    theirs = add_complaint(site.store, status="forwarded", agency="dlh", attachments=listed)
+    with signed_in(site, "pupr") as agency:
+        page = agency.get(f"/instansi/pengaduan/{ours}").text
+        link = f"/instansi/pengaduan/{ours}/lampiran/{photo.sha256}"
+        assert link in page
+        assert agency.get(link).content == b"\xff\xd8 foto lubang"
+        assert agency.get(f"/instansi/pengaduan/{theirs}/lampiran/{photo.sha256}").status_code == 403
