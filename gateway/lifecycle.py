@@ -32,7 +32,7 @@ from gateway.config import Config, SinkConfig
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.db import Store
-from sinks.store.models import Complaint, ComplaintEvent, OutboxMessage, utcnow
+from sinks.store.models import PENDING, PROCESSING, Complaint, ComplaintEvent, OutboxMessage, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +88,7 @@ _SHORT_ANSWER = 160
 _TEXT_LIMITS = {"sms": 459, "whatsapp": 4096, "telegram": 4096}
 _UCS2_SMS_LIMIT = 201
 WHATSAPP_WINDOW = timedelta(hours=24)
+IN_ORDER_GAP = timedelta(seconds=2)
 
 
 class LifecycleError(Exception):
@@ -564,7 +565,19 @@ def _tell_citizen(
     key = f"status:{event.id}"
     extra = {k: v for k, v in (payload.get("extra") or {}).items() if k != "wamid"}
     payload.update(text=text, idempotency_key=key, tracking_id=complaint.tracking_id, in_reply_to=None, extra=extra)
-    session.execute(insert(OutboxMessage), [queries.outbox_values("reply", first.target, key, payload)])
+    row = queries.outbox_values("reply", first.target, key, payload)
+    # The outbox sends a batch at once: a message queued behind an unsent one waits, so they arrive in order.
+    earlier = session.execute(
+        select(func.max(col(OutboxMessage.next_attempt_at))).where(
+            col(OutboxMessage.tracking_id) == complaint.tracking_id,
+            col(OutboxMessage.kind) == "reply",
+            col(OutboxMessage.status).in_([PENDING, PROCESSING]),
+            col(OutboxMessage.idempotency_key).startswith("status:"),
+        )
+    ).scalar_one_or_none()
+    if earlier is not None:
+        row["next_attempt_at"] = max(row["next_attempt_at"], earlier + IN_ORDER_GAP)
+    session.execute(insert(OutboxMessage), [row])
     return f"pesan {event.to_status} diantrekan ke {complaint.channel}"
 
 

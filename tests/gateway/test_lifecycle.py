@@ -245,6 +245,8 @@ def test_the_citizen_hears_of_each_change_on_their_own_channel(store: Store, con
     replies = [r for r in outbox_for(store, tracking_id, "reply") if r.idempotency_key.startswith("status:")]
     assert {(r.target, r.payload["to"], r.payload["channel"]) for r in replies} == {(target, address, channel)}
     assert all("wamid" not in r.payload["extra"] for r in replies)  # not threaded under the old ack
+    due = [r.next_attempt_at for r in replies]
+    assert due == sorted(due) and len(set(due)) == len(due)  # each waits for the one before: sent in order
 
     rejected = citizen_complaint(store, channel)
     move(store, config, rejected, "rejected", reason="out_of_area")
