@@ -54,13 +54,16 @@ def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
 def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = "") -> Response:
     start, end = _period(request, dari, sampai)
     made, period_text = _build(request, start, end)
+    agencies = _agencies(request, start, end)
     context = {
         "recap": made,
         "period_text": period_text,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "dimensions": recap.DIMENSIONS,
-        "agencies": _agencies(request, start, end),
+        "agencies": agencies,
+        # Built from escaped names and numbers only, so the template may insert it as markup.
+        "completion_chart": recap_agencies.completion_chart(agencies) if agencies else None,
     }
     return render(request, "recap.html", context, staff)
 
