@@ -720,9 +720,10 @@ def reopen_on_follow_up(
     session: Session, config: Config, parent_tracking_id: str, follow_up: str, at: datetime
 ) -> Applied | None:
     """A citizen's follow-up to a complaint resolved within ``reopen_days`` reopens it (to in_progress)."""
-    parent = session.execute(
-        select(Complaint).where(col(Complaint.tracking_id) == parent_tracking_id)
-    ).scalar_one_or_none()
+    query = select(Complaint).where(col(Complaint.tracking_id) == parent_tracking_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # an admin closing it at the same moment waits, or we wait for them
+    parent = session.execute(query).scalar_one_or_none()
     if parent is None or parent.status != RESOLVED:
         return None
     when = resolved_at(session, parent_tracking_id)
