@@ -679,21 +679,32 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=int(os.environ.get("SOAK_MESSAGES", "100000")))
     parser.add_argument("--rate", type=float, default=float(os.environ.get("SOAK_RATE", "200")))
     parser.add_argument("--rows", type=int, default=int(os.environ.get("KEYSET_ROWS", "1000000")))
-    parser.add_argument("what", nargs="*", help="soak | keyset | scenario names (default: the standard runs)")
+    parser.add_argument(
+        "what", nargs="*", help="soak | keyset | normalizer | scenario names (default: the standard runs)"
+    )
     args = parser.parse_args()
     args.backend_given = args.backend is not None
     args.backend = args.backend or "sqlite"
-    modes = [name for name in args.what if name in ("soak", "keyset")]
+    modes = [name for name in args.what if name in ("soak", "keyset", "normalizer")]
     args.scenarios = [name for name in args.what if name not in modes]
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
-        sys.exit(f"bench: unknown scenario {unknown[0]} (known: soak, keyset, {', '.join(SCENARIOS)})")
+        sys.exit(f"bench: unknown scenario {unknown[0]} (known: soak, keyset, normalizer, {', '.join(SCENARIOS)})")
     if "soak" in modes:
         soak(args)
     elif "keyset" in modes:
         keyset(args)
+    elif "normalizer" in modes and not args.scenarios:
+        normalizer_bench()
     else:
         throughput(args)
+        if not args.what:
+            normalizer_bench()
+
+
+def normalizer_bench() -> None:
+    # Not an HTTP scenario: normalize() in its own process on one core (bench/bench_normalizer.py).
+    subprocess.run([sys.executable, str(ROOT / "bench" / "bench_normalizer.py")], check=True)
 
 
 if __name__ == "__main__":

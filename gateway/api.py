@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels import manual
-from gateway import audit, entry, logs, replay
+from gateway import audit, entry, lifecycle, logs, replay
 from gateway.auth import Principal
 from normalizer.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
@@ -39,20 +39,26 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def requires(role: str) -> Callable[[Request], Awaitable[Principal]]:
+async def _authenticated(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """Any valid token; ``requires`` and each endpoint then say what the role may do."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    tokens = _gateway(request).tokens
+    try:
+        # A cached token costs no thread hop and no query; only a miss goes to the database.
+        principal = tokens.cached(token.strip())
+        if principal is None:
+            principal = await run_in_threadpool(tokens.authenticate, token.strip())
+    except AuthError as exc:
+        log.info(logs.AUTH_REFUSED, path=request.url.path)
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return principal
+
+
+def requires(role: str) -> Callable[[Request, str | None], Awaitable[Principal]]:
     async def dependency(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        tokens = _gateway(request).tokens
-        try:
-            # A cached token costs no thread hop and no query; only a miss goes to the database.
-            principal = tokens.cached(token.strip())
-            if principal is None:
-                principal = await run_in_threadpool(tokens.authenticate, token.strip())
-        except AuthError as exc:
-            log.info(logs.AUTH_REFUSED, path=request.url.path)
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        principal = await _authenticated(request, authorization)
         if not principal.can(role):
             raise HTTPException(403, f"this needs the {role} role")
         return principal
@@ -62,20 +68,8 @@ def requires(role: str) -> Callable[[Request], Awaitable[Principal]]:
 
 Agent = Annotated[Principal, Depends(requires("agent"))]
 Admin = Annotated[Principal, Depends(requires("admin"))]
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body is over {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+AgencyOrAdmin = Annotated[Principal, Depends(requires("agency"))]
+AnyRole = Annotated[Principal, Depends(_authenticated)]
 
 
 def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
@@ -91,7 +85,7 @@ async def create_complaint(
 ) -> JSONResponse:
     """Enter a report that came by phone, radio, walk-in or social media; answers with its schema-v1 record."""
     gateway = _gateway(request)
-    raw = await _read_limited(request, gateway.config.http.max_body_bytes)
+    raw = await request.body()  # gateway.limits.BodyLimit has refused it already if over http.max_body_bytes
     try:
         validated = manual.ManualEntry.model_validate_json(raw)
     except ValidationError as exc:
@@ -101,7 +95,8 @@ async def create_complaint(
     category_error = entry.category_problem(validated.category, gateway.config.categories)
     if category_error is not None:
         return JSONResponse({"detail": [{"loc": ["body", "category"], "msg": category_error}]}, status_code=422)
-    result = await entry.submit(gateway, raw, principal.name, idempotency_key, request.headers.get("content-type", ""))
+    kept = manual.kept_raw(raw, validated)
+    result = await entry.submit(gateway, kept, principal.name, idempotency_key, request.headers.get("content-type", ""))
     return RecordResponse(result.body, status_code=result.status, headers=result.headers)
 
 
@@ -133,7 +128,7 @@ def get_complaint(request: Request, principal: Agent, tracking_id: str) -> dict[
         complaint = queries.complaint_by_tracking_id(session, canonical)
         if complaint is None:
             raise HTTPException(404, f"no complaint {canonical}")
-        return queries.complaint_record(complaint)
+        return {**lifecycle.record_with_events(session, complaint), "replies": queries.replies_of(session, canonical)}
 
 
 def _ref(failed_id: str) -> replay.FailedRef:
@@ -152,7 +147,7 @@ def list_failed(request: Request, principal: Admin) -> dict[str, Any]:
 def show_failed(request: Request, principal: Admin, failed_id: str) -> dict[str, Any]:
     view = replay.show_failed(_gateway(request).store, _ref(failed_id))
     if view is None:
-        raise HTTPException(404, f"no message {failed_id}")
+        raise HTTPException(404, f"no failed message {failed_id}")
     return view
 
 

@@ -18,6 +18,8 @@ from rich.table import Table
 from channels import csv_import
 from channels.base import Accept, Accepted, InboxItem
 from gateway import users
+from gateway.auth import check_agency_binding
+from gateway.cli_common import config_of
 from gateway.config import Config
 from gateway.inbox import insert_inbox_row
 from normalizer.errors import PayloadError
@@ -27,16 +29,17 @@ from sinks.store.models import utcnow
 users_app = typer.Typer(help="Accounts for the web pages (call-center agents and admins).", no_args_is_help=True)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
 class Role(StrEnum):
     agent = "agent"
     admin = "admin"
+    agency = "agency"
 
 
 def _store(ctx: typer.Context) -> Store:
-    config: Config = ctx.obj
+    config = config_of(ctx)
     store = open_store(config.database.url)
     upgrade(store)
     return store
@@ -56,13 +59,20 @@ def _read_password(from_stdin: bool) -> str:
 def users_create(
     ctx: typer.Context,
     username: Annotated[str, typer.Option(help="sign-in name, e.g. siti")],
-    role: Annotated[Role, typer.Option(help="agent or admin")] = Role.agent,
+    role: Annotated[Role, typer.Option(help="agent, admin or agency")] = Role.agent,
+    agency: Annotated[str | None, typer.Option(help="for --role agency: the agency code, e.g. dpupr")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ) -> None:
     """Create an account; the password is asked for (or read from stdin) and only its argon2 hash kept."""
+    config: Config = ctx.obj
+    try:
+        check_agency_binding(role.value, agency, config.agencies)
+    except ValueError as exc:
+        err.print(f"users create: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     password = _read_password(password_stdin)
     try:
-        user = users.create_user(_store(ctx), username, password, role.value)
+        user = users.create_user(_store(ctx), username, password, role.value, agency)
     except users.UserError as exc:
         err.print(f"users create: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
@@ -126,7 +136,7 @@ def import_csv(
     entered_by: Annotated[str, typer.Option("--as", help="the staff account the rows are entered by")] = "cli",
 ) -> None:
     """Import a CSV recap: each good row through the inbox (provider csv); a re-import makes no duplicates."""
-    config: Config = ctx.obj
+    config = config_of(ctx, channels=True)
     if not config.channel("csv").enabled:
         err.print("import-csv: channels.csv.enabled is false in the config")
         raise typer.Exit(2)

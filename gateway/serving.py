@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.config import Config, load_config
+from gateway.limits import GuardedHttpToolsProtocol, server_options
 from gateway.logs import configure_logging
 
 # The child processes find their configuration here: a path, or "" for the embedded defaults.
 CONFIG_ENV = "LAPOR_GATEWAY_SERVE_CONFIG"
+CHILD_HEALTHCHECK_S = 120
 
 
 def uvicorn_options(config: Config) -> dict[str, Any]:
@@ -34,8 +36,9 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
         "log_level": "warning",
         # The C event loop and HTTP parser: measured in `make bench` (see docs/scaling.md).
         "loop": "uvloop",
-        "http": "httptools",
         "lifespan": "on",
+        # httptools with the head deadline, keep-alive and connection limits (gateway/limits.py).
+        **server_options(config.http),
     }
 
 
@@ -59,11 +62,18 @@ def build_app(config: Config) -> FastAPI:
     return create_app(Gateway(config, store))
 
 
+class ChildHttpTools(GuardedHttpToolsProtocol):
+    """The HTTP protocol of a pre-forked child, named by import path: the master hands its options to the
+    children by pickling, and a class made at run time (``server_options``) cannot be pickled. Its head
+    deadline is the child's own config, set by ``app_from_environment`` before the first connection."""
+
+
 def app_from_environment() -> FastAPI:
     """The factory each pre-forked child calls (uvicorn imports it by name in a fresh interpreter)."""
     given = os.environ.get(CONFIG_ENV, "")
     config = load_config(Path(given) if given else None)
     configure_logging(config.logging.level, config.logging.format)
+    ChildHttpTools.header_timeout_s = config.http.header_timeout_s
     return build_app(config)
 
 
@@ -76,4 +86,8 @@ def run(config: Config, config_path: Path | None, workers: int) -> None:
         uvicorn.run(build_app(config), **options)
         return
     os.environ[CONFIG_ENV] = str(config_path.resolve()) if config_path else ""
+    options["http"] = f"{__name__}:{ChildHttpTools.__name__}"
+    # A child loads the normalizer's models before it answers the master's health checks on time; on a
+    # busy machine that is far past uvicorn's 5 s, after which the master would kill it and start over.
+    options["timeout_worker_healthcheck"] = CHILD_HEALTHCHECK_S
     uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)

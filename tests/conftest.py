@@ -37,7 +37,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
-    """A database URL on a PostgreSQL schema of its own, dropped afterwards."""
+    """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
