@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channels.whatsapp import sign as whatsapp_sign  # noqa: E402
+from gateway.normalizer_models import model_path  # noqa: E402
 from sinks.store.db import open_store  # noqa: E402
 from sinks.store.models import Complaint, InboxMessage  # noqa: E402
 from tests.support.server import Served, cli, free_port, serve, write_config  # noqa: E402
@@ -404,6 +405,20 @@ def database(backend: str, directory: Path) -> Iterator[str]:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+_MODEL: list[Path] = []  # the normalizer's model, trained once per bench run
+
+
+def _trained_model(config: Path, data_dir: Path) -> None:
+    """Give a run's data_dir the trained model, so no start-up trains it again (minutes on a busy machine)."""
+    target = model_path(data_dir)
+    if not _MODEL:
+        cli(config, "normalizer", "train")
+        _MODEL.append(target)
+    elif _MODEL[0] != target:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MODEL[0], target)
+
+
 @contextmanager
 def gateway(
     run: Run, url: str, directory: Path, provider_url: str, extra: str = ""
@@ -415,6 +430,7 @@ def gateway(
     config_extra += (SEPARATE_WORKER_CONFIG if scenario.separate_worker else "") + extra
     config = write_config(directory, url, port, config_extra)
     cli(config, "db", "upgrade")
+    _trained_model(config, directory / "data")
     ctx: dict[str, Any] = {
         "token": cli(config, "tokens", "create", "--name", "bench", "--role", "agent").strip(),
         "run": f"{os.getpid()}{run.label.replace(' ', '')}",
