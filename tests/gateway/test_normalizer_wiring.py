@@ -184,3 +184,13 @@ def test_migration_0003_adds_and_removes_the_columns(store: Store) -> None:
     assert "priority" not in {c["name"] for c in inspect(store.engine).get_columns("complaint")}
     command.upgrade(config, "head")
     assert "priority" in {c["name"] for c in inspect(store.engine).get_columns("complaint")}
+
+
+def test_openapi_documents_the_normalizer_fields(gateway: Gateway) -> None:
+    from gateway.app import create_app
+
+    schemas = create_app(gateway).openapi()["components"]["schemas"]
+    record = schemas["ComplaintRecord"]["properties"]
+    assert {"priority", "auto", "related", "location", "category", "kind"} <= set(record)
+    assert {"region_level", "region_path"} <= set(schemas["Location"]["properties"])
+    assert set(schemas["Decision"]["properties"]) == {"code", "confidence", "reasons"}
