@@ -86,6 +86,23 @@ def test_the_same_pothole_reported_twice_is_linked_but_not_across_regions(starte
     assert other_problem["related"] == []  # another category
 
 
+def test_duplicates_within_one_batch_are_linked(started: Gateway) -> None:
+    reports = [
+        {"body": "lampu PJU mati sepanjang jalan depan pasar kec slawi kab tegal", "source": "phone"},
+        {"body": "PJU mati sepanjang jalan depan pasar, kec. slawi kab. tegal, gelap bgt", "source": "radio"},
+    ]
+    ids = [
+        started.inbox.accept_blocking(
+            InboxItem("manual", "callcenter", f"b-{n}", json.dumps(report).encode(), meta={})
+        ).inbox_id
+        for n, report in enumerate(reports)
+    ]
+    asyncio.run(started.worker.run_until_idle())  # both rows claimed in one batch
+    with started.store.read() as session:
+        first, second = (queries.complaint_record(queries.complaints_for_inbox(session, i)[0]) for i in ids)
+    assert second["related"] == [first["tracking_id"]]
+
+
 def test_a_closed_complaint_is_no_longer_a_duplicate(started: Gateway) -> None:
     gateway = started
     (first,) = enter(gateway, {"body": "lampu PJU mati di jalan depan pasar kec slawi kab tegal", "source": "phone"})
