@@ -211,3 +211,9 @@ def test_openapi_documents_the_normalizer_fields(gateway: Gateway) -> None:
     assert {"priority", "auto", "related", "location", "category", "kind"} <= set(record)
     assert {"region_level", "region_path"} <= set(schemas["Location"]["properties"])
     assert set(schemas["Decision"]["properties"]) == {"code", "confidence", "reasons"}
+
+
+def test_an_http_only_process_loads_no_models(make_config: Callable[..., Config], store: Store) -> None:
+    assert Gateway(make_config(worker={"in_process": False}), store).understanding is None
+    worker_only = Gateway(make_config(worker={"in_process": False}), store, runs_worker=True)
+    assert worker_only.understanding is not None
