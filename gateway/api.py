@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels import manual
-from gateway import audit, entry, lifecycle, logs, replay
+from gateway import audit, entry, lifecycle, logs, record_schema, replay
 from gateway.auth import Principal
 from normalizer.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
@@ -79,7 +79,7 @@ def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/complaints", status_code=201)
+@router.post("/complaints", status_code=201, responses={201: {"model": record_schema.ComplaintRecord}})
 async def create_complaint(
     request: Request, principal: Agent, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
 ) -> JSONResponse:
@@ -100,7 +100,7 @@ async def create_complaint(
     return RecordResponse(result.body, status_code=result.status, headers=result.headers)
 
 
-@router.get("/complaints")
+@router.get("/complaints", responses={200: {"model": record_schema.ComplaintPage}})
 def list_complaints(
     request: Request,
     principal: Agent,
@@ -119,7 +119,7 @@ def list_complaints(
         return {"items": [queries.complaint_record(c) for c in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/complaints/{tracking_id}")
+@router.get("/complaints/{tracking_id}", responses={200: {"model": record_schema.ComplaintRecord}})
 def get_complaint(request: Request, principal: Agent, tracking_id: str) -> dict[str, Any]:
     canonical = canonical_tracking_id(tracking_id)
     if canonical is None:

@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 class Gateway:
     """Store, inbox writer, worker and channel services of one process."""
 
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(self, config: Config, store: Store | None = None, runs_worker: bool | None = None) -> None:
         self.config = config
         self.store = store or open_store(config.database.url, echo=config.database.echo)
         self.metrics = Metrics()
@@ -49,7 +49,9 @@ class Gateway:
         self.make_context = context_factory(
             self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
         )
-        self.understanding = load_understanding(config)
+        # The normalizer's models (seconds to load, ~140 MB) only where a worker reads reports.
+        runs = config.worker.in_process if runs_worker is None else runs_worker
+        self.understanding = load_understanding(config) if runs else None
         self.worker = Worker(
             config,
             self.store,

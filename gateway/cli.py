@@ -119,7 +119,7 @@ def worker(ctx: typer.Context) -> None:
     from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
-    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
+    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo), runs_worker=True)
     stop = threading.Event()
 
     def request_stop(*_: object) -> None:

@@ -404,9 +404,17 @@ class Worker:
         region = record.location.region_code if record.location else None
         if self.understanding is None or not record.category or not region:
             return record
-        writes.flush()  # a duplicate may sit in this very batch
         since = record.received_at - timedelta(days=self.config.normalizer.related_days)
         candidates = queries.related_candidates(writes.session, record.category, region, since)
+        # A duplicate may sit in this very batch, not yet sent: looked at here rather than flushing the batch.
+        candidates += [
+            (fields["tracking_id"], fields["subject"], fields["body"])
+            for fields in writes.pending_complaints()
+            if fields["category"] == record.category
+            and fields["region_code"] == region
+            and not fields["parent_tracking_id"]
+            and fields["received_at"] >= since
+        ]
         texts = [(tracking_id, f"{subject or ''} {body}") for tracking_id, subject, body in candidates]
         related = likely_duplicates(f"{record.subject or ''} {record.body}", texts)
         return replace(record, related=tuple(related)) if related else record

@@ -47,13 +47,11 @@ def _agencies(request: Request, start: date, end: date) -> list[recap_agencies.A
 def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
     zone = zone_of(request)
     gateway = request.app.state.gateway
-    understanding = gateway.understanding
     made = recap.build(
         gateway.store,
         day_start(start, zone),
         day_start(end + timedelta(days=1), zone),
         home_region=gateway.config.normalizer.home_region,
-        region_name=understanding.regions.names.get if understanding else lambda code: None,
     )
     text = f"{local_time(day_start(start, zone), zone, False)} – {local_time(day_start(end, zone), zone, False)}"
     return made, f"{text} ({day_start(start, zone).tzname()})"
