@@ -24,9 +24,9 @@ _LINKS = frozenset({"share", "ig_reel", "reel", "ig_post"})
 class InstagramSettings(MetaAppSettings):
     registry_name = "instagram"
     required_when_enabled = (
-        ("verify_token", "INSTAGRAM_VERIFY_TOKEN"),
-        ("app_secret", "INSTAGRAM_APP_SECRET"),
-        ("access_token", "INSTAGRAM_ACCESS_TOKEN"),
+        ("verify_token", "set INSTAGRAM_VERIFY_TOKEN"),
+        ("app_secret", "set INSTAGRAM_APP_SECRET"),
+        ("access_token", "set INSTAGRAM_ACCESS_TOKEN"),
     )
 
 

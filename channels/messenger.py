@@ -21,9 +21,9 @@ _FILES = frozenset({"image", "video", "audio", "file"})
 class MessengerSettings(MetaAppSettings):
     registry_name = "messenger"
     required_when_enabled = (
-        ("verify_token", "MESSENGER_VERIFY_TOKEN"),
-        ("app_secret", "MESSENGER_APP_SECRET"),
-        ("access_token", "MESSENGER_PAGE_ACCESS_TOKEN"),
+        ("verify_token", "set MESSENGER_VERIFY_TOKEN"),
+        ("app_secret", "set MESSENGER_APP_SECRET"),
+        ("access_token", "set MESSENGER_PAGE_ACCESS_TOKEN"),
     )
 
 

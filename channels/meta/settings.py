@@ -13,7 +13,7 @@ class MetaAppSettings(ChannelSettings):
     """One Meta app's webhook and Graph API access; each product adds its own keys."""
 
     # The key under ``channels:`` (for error messages) and the keys that must be set once enabled,
-    # each with the environment variable the docs suggest.
+    # each with what to do, as the channel's page in docs/channels/ says it.
     registry_name: ClassVar[str]
     required_when_enabled: ClassVar[tuple[tuple[str, str], ...]]
 
@@ -31,11 +31,11 @@ class MetaAppSettings(ChannelSettings):
     def _required_present_when_enabled(self) -> Self:
         if not self.enabled:
             return self
-        for key, env in self.required_when_enabled:
+        for key, fix in self.required_when_enabled:
             value = getattr(self, key)
             text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             if not text.strip():
-                raise ValueError(f"channels.{self.registry_name}.{key} is empty — set {env}")
+                raise ValueError(f"channels.{self.registry_name}.{key} is empty — {fix}")
         return self
 
     def graph_url(self, path: str) -> str:

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from channels.base import ChannelContext, InboxItem
 from channels.meta.settings import MetaAppSettings
 from channels.meta.signature import verify
-from normalizer.errors import AuthError, PayloadError
+from normalizer.errors import AuthError, PayloadError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +63,8 @@ def meta_router(
             for item in items:
                 accepted = await ctx.accept(item)
                 log.info(ACCEPTED, product=product, external_id=item.external_id, duplicate=accepted.duplicate)
+        except StoreUnavailable:
+            raise  # the gateway answers every edge's "try later" (503 + Retry-After) and logs the outage once
         except Exception:
             # Not stored: Meta retries a non-2xx with backoff; rows already stored dedup then.
             log.exception(ACCEPT_FAILED, product=product)

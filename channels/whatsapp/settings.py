@@ -10,10 +10,10 @@ from channels.meta.settings import MetaAppSettings
 class WhatsAppSettings(MetaAppSettings):
     registry_name = "whatsapp"
     required_when_enabled = (
-        ("verify_token", "WHATSAPP_VERIFY_TOKEN"),
-        ("app_secret", "WHATSAPP_APP_SECRET"),
-        ("access_token", "WHATSAPP_ACCESS_TOKEN"),
-        ("phone_number_id", "WHATSAPP_PHONE_NUMBER_ID"),
+        ("verify_token", "set WHATSAPP_VERIFY_TOKEN"),
+        ("app_secret", "set WHATSAPP_APP_SECRET"),
+        ("access_token", "set WHATSAPP_ACCESS_TOKEN"),
+        ("phone_number_id", "set it to the number's id from the app's API Setup page, quoted"),
     )
 
     phone_number_id: str = ""

@@ -172,6 +172,7 @@ def complaint_detail(request: Request, staff: SignedIn, tracking_id: str) -> Res
                 }
                 for job in queries.media_jobs_for(session, complaint.tracking_id)
             ],
+            "replies": queries.replies_of(session, complaint.tracking_id),
             "show_provenance": staff.can("admin"),
             "provenance": provenance(session, complaint) if staff.can("admin") else None,
         }

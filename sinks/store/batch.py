@@ -42,9 +42,10 @@ def finish(session: Session, row: InboxMessage | OutboxMessage | MediaFetch, **v
 
 
 class BatchWrites:
-    def __init__(self, session: Session, careful: bool) -> None:
+    def __init__(self, session: Session, careful: bool, draw: queries.DrawId = new_tracking_id) -> None:
         self.session = session
         self.careful = careful
+        self.draw = draw
         self._complaints: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
         self._media: list[dict[str, Any]] = []
@@ -54,10 +55,10 @@ class BatchWrites:
     def complaint(self, fields: dict[str, Any]) -> None:
         """Insert a complaint's column values; ``fields["tracking_id"]`` is set here."""
         if self.careful:
-            queries.insert_complaint(self.session, fields)
+            queries.insert_complaint(self.session, fields, self.draw)
             return
         # A tracking-id collision raises IntegrityError at flush; the careful pass then draws again.
-        fields["tracking_id"] = new_tracking_id()
+        fields["tracking_id"] = self.draw()
         self._complaints.append(fields)
 
     def outbox(self, values: dict[str, Any]) -> None:
