@@ -45,12 +45,12 @@ class TwilioSettings(ChannelSettings):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base: str = "https://api.twilio.com"
-    # The only hosts our account credentials go to when fetching media (besides api_base's);
-    # Twilio's redirect to its CDN is followed without them.
-    media_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"])
     # WhatsApp through Twilio is a chat: a message within this many minutes joins the open complaint
     # (the worker applies it to WhatsApp messages only; SMS through Twilio is never windowed).
     followup_window_minutes: int = Field(default=30, ge=0)
+    # The only hosts our account credentials go to when fetching media (besides api_base's);
+    # Twilio's redirect to its CDN is followed without them.
+    media_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"])
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> TwilioSettings:

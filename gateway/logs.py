@@ -34,6 +34,7 @@ AUTH_REFUSED = "auth.refused"
 GATEWAY_STARTED = "gateway.started"
 NORMALIZER_TRAINED = "normalizer.trained"
 NORMALIZER_RENORMALIZED = "normalizer.renormalized"
+NORMALIZER_CACHE_UNWRITABLE = "normalizer.cache_unwritable"
 HTTP_BODY_REFUSED = "http.body_refused"
 HTTP_HEADER_TIMEOUT = "http.header_timeout"
 

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from channels import csv_import, instagram, jasmin, kannel, manual, messenger, smpp, telegram, twilio, whatsapp
+from channels import (
+    csv_import,
+    instagram,
+    jasmin,
+    kannel,
+    line,
+    manual,
+    messenger,
+    smpp,
+    telegram,
+    twilio,
+    webform,
+    whatsapp,
+    x,
+)
 from channels.base import ChannelAdapter
 from channels.email import imap, smtp
 
@@ -19,6 +33,9 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "telegram": telegram.ADAPTER,
     "messenger": messenger.ADAPTER,
     "instagram": instagram.ADAPTER,
+    "web": webform.ADAPTER,
+    "line": line.ADAPTER,
+    "x": x.ADAPTER,
 }
 
 

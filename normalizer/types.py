@@ -16,7 +16,7 @@ Kind = Literal["complaint", "aspiration", "information_request"]
 Priority = Literal["normal", "urgent"]
 RegionLevel = Literal["provinsi", "kabupaten", "kota", "kecamatan", "desa", "kelurahan"]
 Anonymity = Literal["public", "confidential", "anonymous"]
-ChannelName = Literal["sms", "whatsapp", "telegram", "email", "manual", "messenger", "instagram"]
+ChannelName = Literal["sms", "whatsapp", "telegram", "email", "manual", "web", "line", "messenger", "instagram", "x"]
 
 KINDS: tuple[str, ...] = ("complaint", "aspiration", "information_request")
 ANONYMITY_LEVELS: tuple[str, ...] = ("public", "confidential", "anonymous")

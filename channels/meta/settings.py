@@ -13,7 +13,7 @@ class MetaAppSettings(ChannelSettings):
     """One Meta app's webhook and Graph API access; each product adds its own keys."""
 
     # The key under ``channels:`` (for error messages) and the keys that must be set once enabled,
-    # each with what to do, as the channel's page in docs/channels/ says it.
+    # each with what to do, as the channel's docs page says it (e.g. "set WHATSAPP_APP_SECRET").
     registry_name: ClassVar[str]
     required_when_enabled: ClassVar[tuple[tuple[str, str], ...]]
 
