@@ -14,7 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from channels.base import ChannelSettings
 from gateway.registry import CHANNELS
@@ -67,6 +67,14 @@ class WorkerConfig(_Section):
     lease_s: float = Field(default=60.0, gt=0)
     backoff_initial_s: float = Field(default=2.0, ge=0)
     backoff_max_s: float = Field(default=600.0, ge=0)
+    # The most one outbox delivery (a reply or a forward, the whole exchange) may take before it is retried.
+    send_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _send_ends_within_the_lease(self) -> WorkerConfig:
+        if self.send_timeout_s >= self.lease_s:
+            raise ValueError("send_timeout_s must be below lease_s, or a slow send could be taken and sent twice")
+        return self
 
 
 class InboxConfig(_Section):

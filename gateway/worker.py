@@ -19,6 +19,7 @@ processed twice still makes one complaint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
-from normalizer.errors import GatewayError, IgnoredMessage, StoreUnavailable, UnknownChannel
+from normalizer.errors import GatewayError, IgnoredMessage, ProviderError, StoreUnavailable, UnknownChannel
 from normalizer.types import ChannelMessage
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
@@ -61,6 +62,9 @@ from sinks.store.models import (
 )
 
 log = structlog.get_logger(__name__)
+
+# How long an outbox batch waits for its sends before it records those done and leaves the rest running.
+OUTBOX_BATCH_WAIT_S = 2.0
 
 Row = TypeVar("Row", InboxMessage, OutboxMessage)
 
@@ -169,6 +173,8 @@ class Worker:
         self._http: httpx.AsyncClient | None = None
         self._adapters = by_provider()
         self.wake = threading.Event()
+        # Outbox sends that outlived their batch's wait, recorded each on its own when they end.
+        self._stragglers: set[asyncio.Future[None]] = set()
 
     # ---- inbox -------------------------------------------------------------------------------
 
@@ -413,12 +419,57 @@ class Worker:
     # ---- outbox ------------------------------------------------------------------------------
 
     async def process_outbox_batch(self) -> int:
-        rows = claim(self.store, OutboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
+        """Deliver a batch; what answers within ``OUTBOX_BATCH_WAIT_S`` is recorded together, the rest later.
+
+        A target that hangs therefore holds up neither the other targets nor the inbox: its sends go on in
+        the background (each bounded by ``worker.send_timeout_s``) and are recorded one by one as they end.
+        The sends in flight never exceed ``worker.batch_size``, so a hung target cannot take every connection.
+        """
+        room = self.config.worker.batch_size - len(self._stragglers)
+        if room <= 0:
+            return 0
+        rows = claim(self.store, OutboxMessage, room, self.config.worker.lease_s)
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
+        sends = {asyncio.ensure_future(self._deliver_bounded(row)): row for row in rows}
+        done, pending = await asyncio.wait(sends, timeout=OUTBOX_BATCH_WAIT_S)
+        for task in pending:
+            straggler = asyncio.ensure_future(self._record_when_done(task, sends[task]))
+            self._stragglers.add(straggler)
+            straggler.add_done_callback(self._stragglers.discard)
+        self._record_deliveries([(sends[task], _outcome(task)) for task in done])
+        return len(rows)
+
+    async def _record_when_done(self, send: asyncio.Future[str | None], row: OutboxMessage) -> None:
+        try:
+            await asyncio.wait([send])
+        except asyncio.CancelledError:
+            send.cancel()  # shutting down: the row stays leased and is taken again when the lease ends
+            raise
+        # Store down: the lease runs out and the row is sent again once it is back (said once by the store).
+        with contextlib.suppress(StoreUnavailable):
+            self._record_deliveries([(row, _outcome(send))])
+
+    async def _deliver_bounded(self, row: OutboxMessage) -> str | None:
+        """One delivery with a deadline for the whole exchange: a peer that accepts and never answers (or
+        trickles a byte at a time, which per-read timeouts never catch) costs at most ``send_timeout_s``."""
+        limit = self.config.worker.send_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await self._deliver(row)
+        except TimeoutError:
+            raise ProviderError(f"{row.kind} to {row.target}: no answer within {limit:g} s") from None
+
+    async def drain_outbox(self) -> None:
+        """Wait for the sends still in flight (tests and one-shot runs)."""
+        while self._stragglers:
+            await asyncio.wait(set(self._stragglers))
+
+    def _record_deliveries(self, results: Sequence[tuple[OutboxMessage, str | BaseException | None]]) -> None:
+        if not results:
+            return
         with self.store.write() as session:
-            for row, result in zip(rows, results, strict=True):
+            for row, result in results:
                 try:
                     if isinstance(result, BaseException):
                         message, gave_up = _record_failure(session, row, result, self.config)
@@ -441,7 +492,6 @@ class Worker:
                 else:
                     self.metrics.outbox_sent.labels(row.kind, row.target).inc()
                     log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
-        return len(rows)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -471,7 +521,9 @@ class Worker:
         async with httpx.AsyncClient(timeout=30) as self._http:
             for _ in range(max_rounds):
                 if await self.run_once() == 0:
-                    return
+                    if not self._stragglers:
+                        return
+                    await self.drain_outbox()
         self._http = None
 
     async def run(self, stop: threading.Event) -> None:
@@ -479,7 +531,13 @@ class Worker:
         if self.store.is_postgres:
             threading.Thread(target=self._listen, args=(stop,), name="worker-listen", daemon=True).start()
         async with httpx.AsyncClient(timeout=30) as self._http:
-            await self._loop(stop)
+            try:
+                await self._loop(stop)
+            finally:
+                # Sends still hanging at shutdown stay leased; another worker takes them when the lease ends.
+                for straggler in list(self._stragglers):
+                    straggler.cancel()
+                await asyncio.gather(*self._stragglers, return_exceptions=True)
         self._http = None
 
     def _listen(self, stop: threading.Event) -> None:
@@ -511,6 +569,13 @@ class Worker:
             if done == 0:
                 await asyncio.to_thread(self.wake.wait, self.config.worker.poll_interval_s)
                 self.wake.clear()
+
+
+def _outcome(send: asyncio.Future[str | None]) -> str | BaseException | None:
+    """A finished send's provider message id, or the error it ended with (a cancelled send counts as one)."""
+    if send.cancelled():
+        return ProviderError("the send was cancelled")
+    return send.exception() or send.result()
 
 
 def _key(row: InboxMessage) -> tuple[str, str, str]:
