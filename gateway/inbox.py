@@ -28,6 +28,7 @@ from sqlmodel import Session
 from channels.base import Accepted, InboxItem
 from gateway import logs
 from gateway.metrics import Metrics
+from gateway.redact import without_secrets
 from normalizer.errors import StoreUnavailable
 from sinks.store.db import Store
 from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
@@ -91,8 +92,8 @@ def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -
         "external_id": item.external_id,
         "received_at": received_at,
         "raw": item.raw,
-        "headers": dict(item.headers),
-        "meta": dict(item.meta),
+        "headers": without_secrets(item.headers),  # signatures and tokens prove a delivery, they are not kept
+        "meta": without_secrets(item.meta),
         "status": IGNORED if item.ignored_reason else PENDING,
         "last_error": item.ignored_reason,
         "attempts": 0,
