@@ -82,6 +82,12 @@ class InboxConfig(_Section):
     max_batch: int = Field(default=256, ge=1)
 
 
+class RetentionConfig(_Section):
+    # Raw payloads and attachment files of inbox rows finished this long ago are purged (daily, and by
+    # ``lapor-gateway purge``); the complaint record and the payload's sha256 and size stay.
+    raw_days: int = Field(default=365, ge=1)
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -139,6 +145,7 @@ class Config(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
     data_dir: Path = Path("data")
     keywords: list[str] = Field(default_factory=lambda: ["LAPOR", "LPR"])

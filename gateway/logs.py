@@ -29,6 +29,7 @@ SERVICE_CRASHED = "service.crashed"
 SERVICE_PAUSED = "service.paused"
 AUTH_REFUSED = "auth.refused"
 GATEWAY_STARTED = "gateway.started"
+RETENTION_FAILED = "retention.failed"
 
 # A 16-digit NIK (national id) and phone numbers in their Indonesian spellings.
 _NIK = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -37,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
-from gateway import logs
+from gateway import logs, retention
 from gateway.config import Config
 from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
@@ -175,6 +176,7 @@ class Worker:
         self.wake = threading.Event()
         # Outbox sends that outlived their batch's wait, recorded each on its own when they end.
         self._stragglers: set[asyncio.Future[None]] = set()
+        self._next_purge = 0.0  # monotonic time of the next retention purge: the first run_once does one
 
     # ---- inbox -------------------------------------------------------------------------------
 
@@ -514,7 +516,22 @@ class Worker:
     # ---- loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
+        await self._purge_if_due()
         return await self.process_inbox_batch() + await self.process_outbox_batch()
+
+    async def _purge_if_due(self) -> None:
+        """Retention's daily purge (gateway/retention.py), in whichever worker gets there: it is idempotent."""
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + retention.PURGE_EVERY_S
+        try:
+            await asyncio.to_thread(
+                retention.purge, self.store, self.config.data_dir, self.config.retention.raw_days, utcnow()
+            )
+        except StoreUnavailable:
+            self._next_purge = time.monotonic() + 60.0  # try again soon; the outage is logged by the store
+        except Exception:
+            log.exception(logs.RETENTION_FAILED)  # once a day at most; the worker goes on
 
     async def run_until_idle(self, max_rounds: int = 100) -> None:
         """Process until nothing is due (tests and one-shot runs)."""
