@@ -22,6 +22,7 @@ from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.metrics import Metrics
 from gateway.outage import RETRY_AFTER
+from gateway.parts import Parts
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
@@ -124,7 +125,8 @@ def create_app(gateway: Gateway) -> FastAPI:
                 await asyncio.to_thread(gateway.stop)
 
     app = FastAPI(title="lapor-gateway", version="0.1.0", lifespan=lifespan)
-    app.state.gateway = gateway
+    wired: Parts = gateway  # routes see the gateway through this shape only (gateway/parts.py)
+    app.state.gateway = wired
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:
