@@ -15,16 +15,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, outage, web
+from gateway import api, logs, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
+from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
+from gateway.normalizer_models import load_understanding
+from gateway.notify import DONE_CHANNEL, listen
 from gateway.outage import RETRY_AFTER
 from gateway.parts import Parts
 from gateway.registry import CHANNELS
-from gateway.waiters import Waiters, poll_store
+from gateway.waiters import Waiters, follow_store
 from gateway.worker import Worker, queue_depths, run_forever
 from normalizer.errors import StoreUnavailable, TryLater
 from sinks.store.db import Store, is_outage, open_store, outage_message
@@ -43,8 +46,18 @@ class Gateway:
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
-        self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
+        self.understanding = load_understanding(config)
+        self.worker = Worker(
+            config,
+            self.store,
+            self.metrics,
+            self.make_context,
+            on_complete=self.waiters.complete,
+            understanding=self.understanding,
+        )
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
 
@@ -67,6 +80,35 @@ class Gateway:
             self._worker_thread.join(timeout=15)
             self._worker_thread = None
         self.inbox.stop()
+
+    async def follow_completions(self, fallback_s: float | None = None) -> None:
+        """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
+
+        PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
+        case a notification was missed. SQLite has no NOTIFY: a look every 20 ms while anyone waits.
+        """
+        wake = asyncio.Event()
+        interval_s = 0.02
+        stop_listening = threading.Event()
+        try:
+            if self.store.is_postgres:
+                loop = asyncio.get_running_loop()
+
+                def woken() -> None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed while a notification came in
+                        loop.call_soon_threadsafe(wake.set)
+
+                listening = (self.store.url, DONE_CHANNEL, woken, stop_listening, 1.0)
+                threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
+                interval_s = 0.5
+            await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+        finally:
+            stop_listening.set()
+
+    @property
+    def others_finish_rows(self) -> bool:
+        """Whether a worker outside this process may finish the rows this process accepted."""
+        return not self.config.worker.in_process or self.store.is_postgres
 
     def enabled_adapters(self) -> list[tuple[ChannelAdapter, Any]]:
         return [(CHANNELS[name], self.config.channel(name)) for name in self.config.enabled_channels()]
@@ -109,8 +151,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         gateway.start()
         gateway.waiters.bind(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
-        if not gateway.config.worker.in_process:
-            tasks.append(asyncio.create_task(poll_store(gateway.waiters, gateway.store)))
+        if gateway.others_finish_rows:
+            tasks.append(asyncio.create_task(gateway.follow_completions()))
         async with http:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:
@@ -124,7 +166,14 @@ def create_app(gateway: Gateway) -> FastAPI:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.to_thread(gateway.stop)
 
-    app = FastAPI(title="lapor-gateway", version="0.1.0", lifespan=lifespan)
+    docs = gateway.config.http.api_docs
+    app = FastAPI(
+        title="lapor-gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     wired: Parts = gateway  # routes see the gateway through this shape only (gateway/parts.py)
     app.state.gateway = wired
 
@@ -148,9 +197,18 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(public_api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
             app.include_router(adapter.router(settings, context))
+    # Outermost of our middleware: an oversized or slow body is refused before any route sees a byte.
+    http_config = gateway.config.http
+    app.add_middleware(
+        BodyLimit,
+        default=http_config.max_body_bytes,
+        overrides=http_config.body_limits,
+        body_timeout_s=http_config.body_timeout_s,
+    )
     return app

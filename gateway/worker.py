@@ -5,11 +5,17 @@ A batch goes through three steps:
 1. *claim* (one short transaction): due rows are leased to this worker
    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer at a
    time, so its ``BEGIN IMMEDIATE`` transaction is the lock);
-2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (media
-   downloads) and the normalizer;
+2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (local
+   I/O only) and the normalizer;
 3. *store* (one transaction for the whole batch, a savepoint per row): the
-   complaint, its outbox rows and the inbox row's ``done`` are written
-   together, or none of them is.
+   complaint, its outbox rows, a media job per attachment still to download
+   and the inbox row's ``done`` are written together, or none of them is.
+
+Media never holds a complaint back: the acknowledgement is queued with the
+complaint, and each media job (``media_fetch``, claimed like the outbox)
+downloads one attachment through the channel's ``fetch_media`` and adds it
+to the complaint when it arrives, with the same attempts, backoff, failed
+list and replay as the outbox.
 
 A worker that dies mid-batch loses nothing: its lease runs out and another
 worker takes the rows again. The unique key on (inbox_id, part) means a row
@@ -23,32 +29,34 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import httpx
-import psycopg
 import structlog
 import tenacity
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.engine import make_url
+import uvloop
+from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
 from gateway import logs, retention
 from gateway.config import Config
-from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
+from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, ProviderError, StoreUnavailable, UnknownChannel
-from normalizer.types import ChannelMessage
+from normalizer.related import likely_duplicates
+from normalizer.tracking import new_tracking_id
+from normalizer.types import Attachment, ChannelMessage, ComplaintRecord
+from normalizer.understand import Understanding
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
-from sinks.store.batch import BatchWrites, LeaseLost, finish
+from sinks.store.batch import BatchWrites, FinishedRow, LeaseLost, finish, finish_many
 from sinks.store.db import Store
 from sinks.store.models import (
     DONE,
@@ -58,16 +66,21 @@ from sinks.store.models import (
     PROCESSING,
     Complaint,
     InboxMessage,
+    MediaFetch,
     OutboxMessage,
     utcnow,
 )
 
 log = structlog.get_logger(__name__)
 
+Row = TypeVar("Row", InboxMessage, OutboxMessage, MediaFetch)
+# A batch's sends share a few kept-alive connections: httpcore looks at every pooled connection for each
+# request, so 50 connections cost more than they bring (py-spy: a sixth of the worker's time).
+SEND_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
 # How long an outbox batch waits for its sends before it records those done and leaves the rest running.
 OUTBOX_BATCH_WAIT_S = 2.0
-
-Row = TypeVar("Row", InboxMessage, OutboxMessage)
+# Sends in flight to one target: a target that hangs holds at most this many of SEND_LIMITS' connections.
+PER_TARGET_SENDS = 4
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -89,17 +102,16 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
     now = utcnow()
     token = uuid.uuid4().hex
     table: Any = model
-    due = (
-        select(table.id)
-        .where(
-            or_(
-                (table.status == PENDING) & (table.next_attempt_at <= now),
-                (table.status == PROCESSING) & (table.lease_until < now),
-            )
-        )
-        .order_by(table.next_attempt_at, table.id)
-        .limit(limit)
+    is_due = or_(
+        (table.status == PENDING) & (table.next_attempt_at <= now),
+        (table.status == PROCESSING) & (table.lease_until < now),
     )
+    # Most rounds find nothing in one of the two tables: a read says so without taking the write lock
+    # (on SQLite an empty claim still queued behind the inbox writer; it was half the worker's time).
+    with store.read() as session:
+        if session.execute(select(table.id).where(is_due).limit(1)).first() is None:
+            return []
+    due = select(table.id).where(is_due).order_by(table.next_attempt_at, table.id).limit(limit)
     if store.is_postgres:
         due = due.with_for_update(skip_locked=True)
     claimed = (
@@ -108,27 +120,35 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
         .values(status=PROCESSING, claim_token=token, lease_until=now + timedelta(seconds=lease_s))
         .returning(table)
     )
-    with store.write() as session:
+    # A claim lost in a power cut costs nothing (the rows are due again), so it does not wait for the disk.
+    with store.write(durable=False) as session:
         rows: list[Row] = sorted(session.execute(claimed).scalars(), key=lambda row: row.id or 0)
     return rows
 
 
-def _record_failure(
-    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
-) -> tuple[str, bool]:
+def _failure_values(
+    row: InboxMessage | OutboxMessage | MediaFetch, exc: BaseException, config: Config
+) -> tuple[dict[str, Any], str, bool]:
+    """The columns a failed try writes (retry later, or give up), its one-line message, and whether it gave up."""
     error_type, message, retryable = describe_error(exc)
     attempts = row.attempts + 1
     give_up = not retryable or attempts >= config.worker.max_attempts
     delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
-    finish(
-        session,
-        row,
-        status=FAILED if give_up else PENDING,
-        attempts=attempts,
-        last_error=message,
-        error_type=error_type,
-        next_attempt_at=utcnow() + timedelta(seconds=delay),
-    )
+    values = {
+        "status": FAILED if give_up else PENDING,
+        "attempts": attempts,
+        "last_error": message,
+        "error_type": error_type,
+        "next_attempt_at": utcnow() + timedelta(seconds=delay),
+    }
+    return values, message, give_up
+
+
+def _record_failure(
+    session: Session, row: InboxMessage | OutboxMessage | MediaFetch, exc: BaseException, config: Config
+) -> tuple[str, bool]:
+    values, message, give_up = _failure_values(row, exc, config)
+    finish(session, row, **values)
     return message, give_up
 
 
@@ -165,8 +185,12 @@ class Worker:
         metrics: Metrics,
         make_context: Callable[[httpx.AsyncClient], ChannelContext],
         on_complete: Callable[[list[Completion]], None] = lambda _: None,
+        understanding: Understanding | None = None,
+        tracking_ids: queries.DrawId = new_tracking_id,
     ) -> None:
         self.config = config
+        self.understanding = understanding
+        self._tracking_ids = tracking_ids
         self.store = store
         self.metrics = metrics
         self._make_context = make_context
@@ -177,6 +201,7 @@ class Worker:
         # Outbox sends that outlived their batch's wait, recorded each on its own when they end.
         self._stragglers: set[asyncio.Future[None]] = set()
         self._next_purge = 0.0  # monotonic time of the next retention purge: the first run_once does one
+        self._target_turns: dict[str, asyncio.Semaphore] = {}
 
     # ---- inbox -------------------------------------------------------------------------------
 
@@ -209,7 +234,9 @@ class Worker:
                 enriched = message
                 if adapter.enrich is not None:
                     enriched = await adapter.enrich(message, settings, self._make_context(self._client()))
-                result.outcomes.append((enriched, normalize(enriched, row.received_at, self.config.keywords)))
+                result.outcomes.append(
+                    (enriched, normalize(enriched, row.received_at, self.config.keywords, self.understanding))
+                )
         except Exception as exc:
             result.error = exc
         return result
@@ -234,6 +261,9 @@ class Worker:
             event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
             log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
         for completion in completions:
+            for record in completion.records:
+                if record.get("priority") == "urgent":
+                    self.metrics.urgent.labels(record["channel"]).inc()
             if completion.status == IGNORED:
                 log.info(logs.WORKER_IGNORED, inbox_id=completion.inbox_id, channel=completion.key[0])
             elif completion.status == DONE:
@@ -256,7 +286,7 @@ class Worker:
         """Write one pass over the batch; returns the completions and the failures it recorded."""
         completions: list[Completion] = []
         failures: list[tuple[InboxMessage, BaseException, str, bool]] = []
-        writes = BatchWrites(session, careful)
+        writes = BatchWrites(session, careful, self._tracking_ids)
         for parsed in batch:
             row = parsed.row
             if parsed.error is None:
@@ -283,6 +313,9 @@ class Worker:
             if gave_up:
                 completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
         writes.flush()
+        if self.store.is_postgres and completions:
+            # Delivered at commit: a request waiting for one of these rows in another process looks now.
+            session.execute(text(f"NOTIFY {DONE_CHANNEL}"))
         return completions, failures
 
     def _store_row(self, writes: BatchWrites, parsed: Parsed, stored_at: datetime) -> Completion:
@@ -340,7 +373,9 @@ class Worker:
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
         if isinstance(outcome, NeedsHelp):
-            self._queue_reply(writes, adapter, message, row.id, replies.help, tracking_id=None)
+            # A chat that was just opened (LINE's follow event) is greeted rather than corrected.
+            text = replies.greeting if message.extra.get("greeting") else replies.help
+            self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
 
         # Only the careful pass looks first; on the fast path the unique key on (inbox_id, part) objects.
@@ -351,6 +386,8 @@ class Worker:
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
             record = replace(record, parent_tracking_id=parent)
+        if not parent:
+            record = self._related(writes, record)
         fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
         writes.complaint(fields)
         complaint = SimpleNamespace(**fields)
@@ -361,10 +398,26 @@ class Worker:
         # The later photos of a chat album join the first one's complaint without a reply each.
         if not (parent and message.extra.get("silent_followup")):
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+        if adapter.fetch_media is not None:
+            for position, descriptor in enumerate(message.pending_media):
+                key = f"media:{row.id}:{message.part}:{position}"
+                writes.media(_media_row(key, complaint.tracking_id, row.id, adapter.name, position, descriptor))
         body = queries.complaint_record(complaint)
         for sink in self.config.sinks:
             writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
         return complaint
+
+    def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
+        """The record with the open complaints it likely duplicates (same category and region, recent)."""
+        region = record.location.region_code if record.location else None
+        if self.understanding is None or not record.category or not region:
+            return record
+        writes.flush()  # a duplicate may sit in this very batch
+        since = record.received_at - timedelta(days=self.config.normalizer.related_days)
+        candidates = queries.related_candidates(writes.session, record.category, region, since)
+        texts = [(tracking_id, f"{subject or ''} {body}") for tracking_id, subject, body in candidates]
+        related = likely_duplicates(f"{record.subject or ''} {record.body}", texts)
+        return replace(record, related=tuple(related)) if related else record
 
     def _parent(
         self,
@@ -377,6 +430,8 @@ class Worker:
         """Which complaint a message continues: a quoted id, a reply to our ack, or the chat's open one."""
         references = message.extra.get("reply_references") or []
         window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
+        if message.channel == "sms":
+            window = 0  # an SMS number is no chat: Twilio's window is for its WhatsApp messages
         if not (quoted or references or (window > 0 and message.reply_to)):
             return None
         writes.flush()  # the complaint continued may be earlier in this batch
@@ -420,12 +475,19 @@ class Worker:
 
     # ---- outbox ------------------------------------------------------------------------------
 
+    async def _run_claimed(self, model: type[Row], work: Callable[[Row], Awaitable[Any]]) -> list[tuple[Row, Any]]:
+        """Lease due rows of a queue table and run ``work`` on each concurrently: (row, result or error), in order."""
+        rows = claim(self.store, model, self.config.worker.batch_size, self.config.worker.lease_s)
+        results = await asyncio.gather(*(work(row) for row in rows), return_exceptions=True)
+        return list(zip(rows, results, strict=True))
+
     async def process_outbox_batch(self) -> int:
         """Deliver a batch; what answers within ``OUTBOX_BATCH_WAIT_S`` is recorded together, the rest later.
 
         A target that hangs therefore holds up neither the other targets nor the inbox: its sends go on in
-        the background (each bounded by ``worker.send_timeout_s``) and are recorded one by one as they end.
-        The sends in flight never exceed ``worker.batch_size``, so a hung target cannot take every connection.
+        the background (each bounded by ``worker.send_timeout_s``) and are recorded as they end. The sends in
+        flight never exceed ``worker.batch_size``, and one target never has more than ``PER_TARGET_SENDS``
+        of the client's connections, so a hung target cannot starve the others of connections.
         """
         room = self.config.worker.batch_size - len(self._stragglers)
         if room <= 0:
@@ -439,7 +501,7 @@ class Worker:
             straggler = asyncio.ensure_future(self._record_when_done(task, sends[task]))
             self._stragglers.add(straggler)
             straggler.add_done_callback(self._stragglers.discard)
-        self._record_deliveries([(sends[task], _outcome(task)) for task in done])
+        self._record_deliveries(sorted(((sends[task], _outcome(task)) for task in done), key=lambda d: d[0].id or 0))
         return len(rows)
 
     async def _record_when_done(self, send: asyncio.Future[str | None], row: OutboxMessage) -> None:
@@ -454,10 +516,12 @@ class Worker:
 
     async def _deliver_bounded(self, row: OutboxMessage) -> str | None:
         """One delivery with a deadline for the whole exchange: a peer that accepts and never answers (or
-        trickles a byte at a time, which per-read timeouts never catch) costs at most ``send_timeout_s``."""
+        trickles a byte at a time, which per-read timeouts never catch) costs at most ``send_timeout_s``,
+        waiting for the target's turn included (a row that never got one is retried, never sent twice)."""
         limit = self.config.worker.send_timeout_s
+        turn = self._target_turns.setdefault(row.target, asyncio.Semaphore(PER_TARGET_SENDS))
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit), turn:
                 return await self._deliver(row)
         except TimeoutError:
             raise ProviderError(f"{row.kind} to {row.target}: no answer within {limit:g} s") from None
@@ -467,33 +531,39 @@ class Worker:
         while self._stragglers:
             await asyncio.wait(set(self._stragglers))
 
-    def _record_deliveries(self, results: Sequence[tuple[OutboxMessage, str | BaseException | None]]) -> None:
-        if not results:
+    def _record_deliveries(self, ran: Sequence[tuple[OutboxMessage, str | BaseException | None]]) -> None:
+        if not ran:
             return
+        sent_at = utcnow()
+        finished: list[FinishedRow] = []
+        failures: dict[int, tuple[BaseException, str, bool]] = {}
+        for row, result in ran:
+            if isinstance(result, BaseException):
+                values, message, gave_up = _failure_values(row, result, self.config)
+                failures[row.id or 0] = (result, message, gave_up)
+            else:
+                values = {
+                    "status": DONE,
+                    "sent_at": sent_at,
+                    "provider_message_id": result,
+                    "attempts": row.attempts + 1,
+                }
+            finished.append(FinishedRow(row, values))
+        # One statement per kind of outcome, not one per row.
         with self.store.write() as session:
-            for row, result in results:
-                try:
-                    if isinstance(result, BaseException):
-                        message, gave_up = _record_failure(session, row, result, self.config)
-                    else:
-                        finish(
-                            session,
-                            row,
-                            status=DONE,
-                            sent_at=utcnow(),
-                            provider_message_id=result,
-                            attempts=row.attempts + 1,
-                        )
-                except LeaseLost:
-                    continue  # another worker has the row now; what it does counts
-                if isinstance(result, BaseException):
-                    _, _, retryable = describe_error(result)
-                    self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
-                    event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
-                    log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
-                else:
-                    self.metrics.outbox_sent.labels(row.kind, row.target).inc()
-                    log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
+            lost = finish_many(session, OutboxMessage, finished)
+        for row, _ in ran:
+            if row.id in lost:
+                continue  # another worker has the row now; what it does counts
+            if row.id in failures:
+                error, message, gave_up = failures[row.id]
+                _, _, retryable = describe_error(error)
+                self.metrics.outbox_failed.labels(row.kind, row.target, str(retryable).lower()).inc()
+                event = logs.OUTBOX_FAILED if gave_up else logs.OUTBOX_RETRY
+                log.warning(event, outbox_id=row.id, target=row.target, error=message, attempts=row.attempts + 1)
+            else:
+                self.metrics.outbox_sent.labels(row.kind, row.target).inc()
+                log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -513,11 +583,47 @@ class Worker:
             raise UnknownChannel(f"no sink named {row.target!r} in the configuration")
         return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, self._client())
 
+    # ---- media -------------------------------------------------------------------------------
+
+    async def process_media_batch(self) -> int:
+        """Fetch due attachments (concurrently) and attach each to its complaint as it arrives."""
+        ran = await self._run_claimed(MediaFetch, self._fetch)
+        if not ran:
+            return 0
+        with self.store.write() as session:
+            for row, result in ran:
+                try:
+                    with session.begin_nested():  # one job's trouble (a lost lease) stays its own
+                        if isinstance(result, BaseException):
+                            message, gave_up = _record_failure(session, row, result, self.config)
+                        else:
+                            fields = queries.attachment_fields(result)
+                            queries.attach(session, row.tracking_id, fields, self.store.is_postgres)
+                            finish(
+                                session, row, status=DONE, attempts=row.attempts + 1, fetched_at=utcnow(),
+                                sha256=result.sha256, last_error=None, error_type=None,
+                            )  # fmt: skip
+                except LeaseLost:
+                    continue
+                if isinstance(result, BaseException):
+                    event = logs.MEDIA_FAILED if gave_up else logs.MEDIA_RETRY
+                    log.warning(event, media_id=row.id, tracking_id=row.tracking_id, error=message)
+                else:
+                    log.info(logs.MEDIA_ATTACHED, media_id=row.id, tracking_id=row.tracking_id, size=result.size)
+        return len(ran)
+
+    async def _fetch(self, row: MediaFetch) -> Attachment:
+        adapter = CHANNELS.get(row.channel)
+        if adapter is None or adapter.fetch_media is None:
+            raise UnknownChannel(f"no channel {row.channel!r} that can fetch media")
+        context = self._make_context(self._client())
+        return await adapter.fetch_media(row.descriptor, self.config.channel(row.channel), context)
+
     # ---- loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
         await self._purge_if_due()
-        return await self.process_inbox_batch() + await self.process_outbox_batch()
+        return await self.process_inbox_batch() + await self.process_outbox_batch() + await self.process_media_batch()
 
     async def _purge_if_due(self) -> None:
         """Retention's daily purge (gateway/retention.py), in whichever worker gets there: it is idempotent."""
@@ -535,6 +641,7 @@ class Worker:
 
     async def run_until_idle(self, max_rounds: int = 100) -> None:
         """Process until nothing is due (tests and one-shot runs)."""
+        self._target_turns = {}  # semaphores belong to one event loop, and each run may have its own
         async with httpx.AsyncClient(timeout=30) as self._http:
             for _ in range(max_rounds):
                 if await self.run_once() == 0:
@@ -546,8 +653,11 @@ class Worker:
     async def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; between batches sleep until woken or the poll interval passes."""
         if self.store.is_postgres:
-            threading.Thread(target=self._listen, args=(stop,), name="worker-listen", daemon=True).start()
-        async with httpx.AsyncClient(timeout=30) as self._http:
+            # Woken by the inbox's NOTIFY, so a worker in another process does not wait out its poll.
+            listening = (self.store.url, INBOX_CHANNEL, self.wake.set, stop, self.config.worker.poll_interval_s)
+            threading.Thread(target=listen, args=listening, name="worker-listen", daemon=True).start()
+        self._target_turns = {}
+        async with httpx.AsyncClient(timeout=30, limits=SEND_LIMITS) as self._http:
             try:
                 await self._loop(stop)
             finally:
@@ -556,20 +666,6 @@ class Worker:
                     straggler.cancel()
                 await asyncio.gather(*self._stragglers, return_exceptions=True)
         self._http = None
-
-    def _listen(self, stop: threading.Event) -> None:
-        """PostgreSQL: wake on the inbox's NOTIFY, so a worker in another process does not wait out its poll."""
-        conninfo = make_url(self.store.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        while not stop.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {INBOX_CHANNEL}")
-                    while not stop.is_set():
-                        for _ in connection.notifies(timeout=1.0, stop_after=1):
-                            self.wake.set()
-            except psycopg.Error:
-                # Polling still works without it; try to listen again shortly.
-                stop.wait(self.config.worker.poll_interval_s)
 
     async def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -627,6 +723,30 @@ def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> di
     }
 
 
+def _media_row(
+    key: str, tracking_id: str, inbox_id: int, channel: str, position: int, descriptor: dict[str, Any]
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "idempotency_key": key,
+        "tracking_id": tracking_id,
+        "inbox_id": inbox_id,
+        "channel": channel,
+        "position": position,
+        "descriptor": dict(descriptor),
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "error_type": None,
+        "fetched_at": None,
+        "sha256": None,
+    }
+
+
 def queue_depths(store: Store) -> dict[tuple[str, str], int]:
     depths: dict[tuple[str, str], int] = {}
     with store.read() as session:
@@ -643,4 +763,5 @@ def queue_depths(store: Store) -> dict[tuple[str, str], int]:
 
 
 def run_forever(worker: Worker, stop: threading.Event) -> None:
-    asyncio.run(worker.run(stop))
+    """The worker's own event loop, uvloop like the HTTP side: its sends go through fewer Python layers."""
+    uvloop.run(worker.run(stop))

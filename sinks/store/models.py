@@ -84,6 +84,10 @@ class Complaint(SQLModel, table=True):
         # One inbox row (and message part) makes at most one complaint, however often it is replayed.
         UniqueConstraint("inbox_id", "part", name="uq_complaint_inbox_part"),
         Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
+        # Likely duplicates: open complaints of one category and region, newest first (normalizer).
+        Index("ix_complaint_related", "category", "region_code", "received_at"),
+        # Keyset paging newest first (migration 0007).
+        Index("ix_complaint_received_at_id", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -110,6 +114,12 @@ class Complaint(SQLModel, table=True):
     lon: float | None = None
     region_code: str | None = Field(default=None, max_length=16)
     region_name: str | None = None
+    region_level: str | None = Field(default=None, max_length=16)
+    region_path: list[dict[str, str]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    priority: str = Field(default="normal", max_length=16)
+    # What the normalizer decided and why (schema v1 ``auto``); None for records stored before it ran.
+    auto: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    related: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     parent_tracking_id: str | None = Field(default=None, max_length=32, index=True)
     entered_by: str | None = Field(default=None, max_length=200)
@@ -208,3 +218,47 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(max_length=64)
     result: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Throttle(SQLModel, table=True):
+    """A counter per key (``login-user:siti``, ``login-address:203.0.113.9``, ``ack-email:…``) in a window.
+
+    Sign-in counts misses and sets ``retry_at`` (a growing delay, not a lock); acknowledgement
+    mails count sends per recipient. Rows are read ``FOR UPDATE`` so two processes never lose a count.
+    """
+
+    __tablename__ = "throttle"
+
+    key: str = Field(primary_key=True, max_length=400)
+    count: int = 0
+    window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    retry_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class MediaFetch(SQLModel, table=True):
+    """One attachment still to fetch for a stored complaint: retried, dead-lettered and replayed like the outbox.
+
+    The complaint and its acknowledgement never wait for media; the job attaches the file when it arrives.
+    """
+
+    __tablename__ = "media_fetch"
+    __table_args__ = (Index("ix_media_fetch_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, unique=True)  # media:<inbox id>:<part>:<position>
+    tracking_id: str = Field(max_length=32, index=True)
+    inbox_id: int = Field(foreign_key="inbox.id")
+    channel: str = Field(max_length=64)  # the registry name whose ``fetch_media`` knows the descriptor
+    position: int = 0  # the attachment's place among the message's media
+    descriptor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    error_type: str | None = Field(default=None, max_length=128)
+    fetched_at: datetime | None = _ts(nullable=True)
+    sha256: str | None = Field(default=None, max_length=64)

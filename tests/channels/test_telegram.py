@@ -13,12 +13,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from channels import telegram
-from channels.base import Reply
+from channels.base import Accepted, InboxItem, Reply
+from channels.media import MediaLimits, MediaRefused
 from channels.telegram import TelegramSettings, inbox_item, parse
-from channels.telegram.bot_api import enrich_with_bot, send_with_bot
+from channels.telegram.bot_api import fetch_with_bot, send_with_bot
 from channels.telegram.edge import poll
 from normalizer.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
-from normalizer.types import ChannelMessage, Location
+from normalizer.types import Attachment, ChannelMessage, Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, wait_until
 from tests.channels.telegram_fakes import API_BASE, BOT_ID, TOKEN, fake_bot, sent_message
 from tests.support.fakes import Locks, MemoryState, SavedFiles
@@ -27,6 +28,9 @@ from tests.support.provider_api import Canned, ProviderApi
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "telegram"
 SECRET = "rahasia-webhook_2026"
 DEWI = {"sender_name": "Dewi Lestari", "sender_telegram_id": "523901234", "reply_to": "523901234"}
+
+
+MAX_BYTES = MediaLimits().max_bytes
 
 
 def payload(name: str) -> bytes:
@@ -90,6 +94,18 @@ TABLE: dict[str, dict[str, Any]] = {
         "reply_references": ["523901234:117"],
     },
     "group_text.json": {**DEWI, "text": "Lampu PJU di perempatan mati", "reply_to": "-1001234567890"},
+    # Bot API before 4.5: no file_unique_id, no is_bot; neither is needed to make the complaint.
+    "photo_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Trotoar ambles di depan SD Negeri 3",
+        "media": [("photo", "AgADBQADqKcxG0old_large")],
+    },
+    "reply_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Surat dari kelurahan, belum ditindaklanjuti",
+        "media": [("document", "BQADBQADold_document")],
+        "reply_references": ["523901234:117"],
+    },
 }
 IGNORED = ["edited_message.json", "callback_query.json"]
 MALFORMED = {
@@ -110,7 +126,7 @@ def test_update_becomes_the_expected_channel_message(name: str) -> None:
     assert msg.sender_phone == expected.get("sender_phone")
     assert msg.reply_to == expected["reply_to"]
     assert msg.location == expected.get("location")
-    assert [(m["kind"], m["file_id"]) for m in msg.extra.get("media", [])] == expected.get("media", [])
+    assert [(m["kind"], m["file_id"]) for m in msg.pending_media] == expected.get("media", [])
     assert msg.extra.get("media_group_id") == expected.get("media_group_id")
     assert msg.extra.get("reply_references") == expected.get("reply_references")
     assert msg.extra.get("unsupported", False) == expected.get("unsupported", False)
@@ -176,7 +192,11 @@ def test_update_with_the_secret_is_stored_raw_keyed_by_bot_and_update_id() -> No
     assert item.raw == payload("photo_with_caption.json")
 
 
-@pytest.mark.parametrize("secret", ["tebakan", "", None], ids=["wrong", "empty", "missing"])
+@pytest.mark.parametrize(
+    "secret",
+    ["tebakan", "", None, SECRET[:-1], SECRET + "x", SECRET[:1]],
+    ids=["wrong", "empty", "missing", "prefix", "extra-characters", "first-character"],
+)
 def test_update_without_the_right_secret_is_refused_and_nothing_stored(secret: str | None) -> None:
     inbox = MemoryInbox()
     assert post_update(inbox, payload("text.json"), secret).status_code == 403
@@ -195,6 +215,14 @@ def test_malformed_update_with_the_secret_is_a_400_and_nothing_stored() -> None:
     response = post_update(inbox, payload("malformed_no_update_id.json"))
     assert response.status_code == 400
     assert "update_id" in response.text
+    assert inbox.items == {}
+
+
+def test_update_nested_ten_thousand_deep_is_a_400_naming_it_not_a_crash() -> None:
+    inbox = MemoryInbox()
+    response = post_update(inbox, b'{"update_id": 1, "message": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    assert response.status_code == 400
+    assert "recursion" in response.text
     assert inbox.items == {}
 
 
@@ -256,7 +284,7 @@ def test_bot_api_errors_map_to_retry_or_give_up(
     assert type(caught.value) is error
 
 
-def test_enrich_downloads_the_largest_photo_via_get_file() -> None:
+def test_fetch_downloads_the_largest_photo_via_get_file() -> None:
     bot, session = fake_bot()
     photo = b"\xff\xd8\xff\xe0 JFIF: rubbish on the riverbank"
     session.answer(
@@ -265,21 +293,28 @@ def test_enrich_downloads_the_largest_photo_via_get_file() -> None:
     )
     session.files[f"{API_BASE}/file/bot{TOKEN}/photos/file_7.jpg"] = photo
     files = SavedFiles()
-    enriched = asyncio.run(enrich_with_bot(only_message("photo_with_caption.json"), bot, files))
+    (media,) = only_message("photo_with_caption.json").pending_media
+    attachment = asyncio.run(fetch_with_bot(media, bot, files, MAX_BYTES))
     (call,) = session.called("getFile")
     assert isinstance(call, GetFile) and call.file_id == "AgACAgUAAxkBAAIBZ2VhbGxfbGFyZ2U"
-    (attachment,) = enriched.attachments
     assert files.blobs[attachment.sha256] == photo
     assert (attachment.filename, attachment.content_type) == ("file_7.jpg", "image/jpeg")
 
 
-def test_enrich_skips_a_file_too_big_for_the_bot_api_and_keeps_the_complaint() -> None:
+def test_a_file_too_big_for_the_bot_api_fails_its_job_for_good() -> None:
     bot, session = fake_bot()
     session.fail("getFile", 400, "Bad Request: file is too big")
-    msg = only_message("document.json")
-    enriched = asyncio.run(enrich_with_bot(msg, bot, SavedFiles()))
-    assert enriched.attachments == ()
-    assert enriched.text == msg.text
+    (media,) = only_message("document.json").pending_media
+    with pytest.raises(ProviderRejected):
+        asyncio.run(fetch_with_bot(media, bot, SavedFiles(), MAX_BYTES))
+
+
+def test_a_file_over_media_max_bytes_is_refused_before_get_file() -> None:
+    bot, session = fake_bot()
+    (media,) = only_message("photo_with_caption.json").pending_media
+    with pytest.raises(MediaRefused, match="max_bytes"):
+        asyncio.run(fetch_with_bot(media, bot, SavedFiles(), max_bytes=1000))
+    assert session.called("getFile") == []
 
 
 def test_register_webhook_sets_url_secret_and_allowed_updates() -> None:
@@ -326,7 +361,7 @@ def test_bot_api_500_over_http_is_retryable() -> None:
     assert caught.value.retryable
 
 
-def test_enrich_over_http_fetches_get_file_then_the_file_url() -> None:
+def test_fetch_over_http_calls_get_file_then_the_file_url() -> None:
     photo = b"\xff\xd8\xff\xe0 a photo of a cracked bridge"
     with fake_provider_api() as api:
         file = {"file_id": "x", "file_unique_id": "y", "file_size": len(photo), "file_path": "photos/file_9.jpg"}
@@ -334,15 +369,16 @@ def test_enrich_over_http_fetches_get_file_then_the_file_url() -> None:
         api.route("GET", f"/file/bot{TOKEN}/photos/file_9.jpg", Canned(body=photo, content_type="image/jpeg"))
         files = SavedFiles()
 
-        async def run() -> ChannelMessage:
+        async def run() -> Attachment:
             async with httpx.AsyncClient() as http:
                 ctx = make_context(http, files=files)
-                return await telegram.enrich(only_message("album_part_1.json"), settings(api.url), ctx)
+                (media,) = only_message("album_part_1.json").pending_media
+                return await telegram.fetch_media(media, settings(api.url), ctx)
 
-        enriched = asyncio.run(run())
+        attachment = asyncio.run(run())
         (get_file,) = api.seen("POST", bot_path("getFile"))
     assert get_file.form()["file_id"] == "AgACAgUAAxkBAAIBZ2VhbGxfbGFyZ2UA1"
-    assert [files.blobs[a.sha256] for a in enriched.attachments] == [photo]
+    assert files.blobs[attachment.sha256] == photo
 
 
 def test_polling_accepts_each_update_once_and_keeps_the_offset_in_state() -> None:
@@ -380,11 +416,54 @@ def test_polling_accepts_each_update_once_and_keeps_the_offset_in_state() -> Non
 
 
 def test_webhook_service_does_nothing_in_webhook_mode() -> None:
-    async def run() -> None:
-        async with httpx.AsyncClient() as http:
-            await telegram.service(settings(), make_context(http))
+    inbox, state, locks = MemoryInbox(), MemoryState(), Locks()
+    with fake_provider_api() as api:
 
-    asyncio.run(run())
+        async def run() -> None:
+            async with httpx.AsyncClient() as http:
+                ctx = make_context(http, inbox=inbox, state=state, locks=locks)
+                # Returns at once: a poller here would run until cancelled (and fail the wait).
+                await asyncio.wait_for(telegram.service(settings(api.url), ctx), timeout=30)
+
+        asyncio.run(run())
+        calls = api.seen("POST", bot_path("deleteWebhook")) + api.seen("POST", bot_path("getUpdates"))
+    assert calls == []  # the webhook Telegram has set stays set; nobody polls it away
+    assert (locks.held, state.values, inbox.items) == ([], {}, {})
+
+
+class _RefusesSecond(MemoryInbox):
+    """An inbox that stores the first update and is down for the rest."""
+
+    async def __call__(self, item: InboxItem) -> Accepted:
+        if self.items:
+            raise RuntimeError("database unavailable")
+        return await super().__call__(item)
+
+
+def test_polling_never_moves_the_offset_past_an_update_that_was_not_stored() -> None:
+    updates = [
+        {"update_id": 871250001, "message": {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}}},
+        {"update_id": 871250002, "message": {"message_id": 2, "date": 2, "chat": {"id": 5, "type": "private"}}},
+    ]
+    inbox, state = _RefusesSecond(), MemoryState()
+    with fake_provider_api() as api:
+        api.route("POST", bot_path("deleteWebhook"), Canned.json({"ok": True, "result": True}))
+        api.route("POST", bot_path("getUpdates"), Canned.json({"ok": True, "result": updates}))
+
+        async def run() -> BaseException | None:
+            async with httpx.AsyncClient() as http:
+                ctx = make_context(http, inbox=inbox, state=state)
+                task = poll(settings(api.url, mode="polling"), ctx, long_poll_s=0, pause_s=0)
+                try:
+                    await asyncio.wait_for(task, timeout=30)
+                except RuntimeError as exc:
+                    return exc
+                return None
+
+        crashed = asyncio.run(run())
+    assert isinstance(crashed, RuntimeError)  # the supervisor restarts the poller, which reads from the offset
+    assert inbox.keys == [f"{BOT_ID}:871250001"]
+    assert state.values[f"telegram:{BOT_ID}:offset"] == 871250002  # past the stored one only
 
 
 # --- settings ------------------------------------------------------------------------
