@@ -5,6 +5,9 @@ added later fails here until it has a delivery in ``DELIVER`` below."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from channels import csv_import
 from channels.email import mime
 from channels.smpp.concat import STATUS_OK, Inbound
 from channels.whatsapp.edge import sign as meta_sign
+from channels.x.edge import sign as x_sign
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from gateway.redact import REDACTED
@@ -29,10 +33,12 @@ from gateway.registry import CHANNELS
 from sinks.store.db import Store
 from sinks.store.models import InboxMessage
 from tests.channels.test_twilio import sign as twilio_sign
+from tests.channels.test_x import OUR_ID as X_ACCOUNT
 from tests.conftest import bearer
 
 SECRET = "planted-s3cret-0f-the-test"
 PUBLIC_URL = "http://gateway.test"
+PAYLOADS = Path(__file__).parents[1] / "payloads"
 LINK = f"https://contoh.id/reset?token={SECRET}&id=7"  # a token in a query string, as mail and forms carry them
 
 
@@ -79,9 +85,38 @@ def _jasmin(h: Harness) -> None:
 
 
 def _whatsapp(h: Harness) -> None:
-    raw = (Path(__file__).parents[1] / "payloads" / "meta" / "text.json").read_bytes()
+    raw = (PAYLOADS / "meta" / "text.json").read_bytes()
     headers = {"X-Hub-Signature-256": meta_sign(raw, SECRET), "Content-Type": "application/json"}
     assert h.client.post("/webhooks/whatsapp", content=raw, headers=headers).status_code == 200
+
+
+def _meta_product(product: str) -> Callable[[Harness], None]:
+    def deliver(h: Harness) -> None:
+        raw = (PAYLOADS / product / "text.json").read_bytes()
+        headers = {"X-Hub-Signature-256": meta_sign(raw, SECRET), "Content-Type": "application/json"}
+        assert h.client.post(f"/webhooks/{product}", content=raw, headers=headers).status_code == 200
+
+    return deliver
+
+
+def _line(h: Harness) -> None:
+    raw = (PAYLOADS / "line" / "text.json").read_bytes()
+    signature = base64.b64encode(hmac.new(SECRET.encode(), raw, hashlib.sha256).digest()).decode()
+    headers = {"X-Line-Signature": signature, "Content-Type": "application/json"}
+    assert h.client.post("/webhooks/line", content=raw, headers=headers).status_code == 200
+
+
+def _x(h: Harness) -> None:
+    raw = (PAYLOADS / "x" / "dm_text.json").read_bytes()
+    headers = {"x-twitter-webhooks-signature": x_sign(raw, SECRET), "Content-Type": "application/json"}
+    assert h.client.post("/webhooks/x", content=raw, headers=headers).status_code == 200
+
+
+def _web(h: Harness) -> None:
+    report = {"body": f"Lampu PJU mati, lihat {LINK}", "consent": True, "reporter": {"anonymity": "anonymous"}}
+    headers = {"X-Api-Key": SECRET, "Idempotency-Key": "app-1"}
+    answer = h.client.post("/api/v1/public/reports", json=report, headers=headers)
+    assert answer.status_code in (201, 202), answer.text
 
 
 def _telegram(h: Harness) -> None:
@@ -142,6 +177,11 @@ DELIVER: dict[str, Callable[[Harness], None]] = {
     "imap": _mail("imap", {"uid": 3, "uidvalidity": 1, "folder": "INBOX", "url": f"imaps://x/INBOX?auth={SECRET}"}),
     "whatsapp": _whatsapp,
     "telegram": _telegram,
+    "messenger": _meta_product("messenger"),
+    "instagram": _meta_product("instagram"),
+    "web": _web,
+    "line": _line,
+    "x": _x,
 }
 
 
@@ -161,8 +201,15 @@ def _config(make_config: Callable[..., Config]) -> Config:
                 "phone_number_id": "1",
             },
             "telegram": {"enabled": True, "token": f"123:{SECRET}", "secret_token": SECRET},
+            **{
+                product: {"enabled": True, "app_secret": SECRET, "verify_token": SECRET, "access_token": SECRET}
+                for product in ("messenger", "instagram")
+            },
+            "line": {"enabled": True, "channel_secret": SECRET, "channel_access_token": SECRET},
+            "x": {"enabled": True, "consumer_secret": SECRET, "access_token": SECRET, "user_id": X_ACCOUNT},
+            "web": {"enabled": True},
         },
-        worker={"in_process": False},  # the rows as the edge stored them, before any worker touches them
+        public_api={"keys": {"android": SECRET}},
     )
 
 
