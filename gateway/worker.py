@@ -43,7 +43,7 @@ from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
-from gateway import logs, retention
+from gateway import agency_sync, lifecycle, logs, retention
 from gateway.config import Config
 from gateway.metrics import Metrics
 from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
@@ -54,7 +54,6 @@ from normalizer.related import likely_duplicates
 from normalizer.tracking import new_tracking_id
 from normalizer.types import Attachment, ChannelMessage, ComplaintRecord
 from normalizer.understand import Understanding
-from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.batch import BatchWrites, FinishedRow, LeaseLost, finish, finish_many
 from sinks.store.db import Store
@@ -134,6 +133,8 @@ def _failure_values(
     attempts = row.attempts + 1
     give_up = not retryable or attempts >= config.worker.max_attempts
     delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
+    # A receiver that said when to come back (Retry-After) is not asked sooner.
+    delay = max(delay, float(getattr(exc, "retry_after", None) or 0.0))
     values = {
         "status": FAILED if give_up else PENDING,
         "attempts": attempts,
@@ -366,10 +367,7 @@ class Worker:
                 if found is None:
                     text = replies.not_found.format(tracking_id=outcome.tracking_id)
                 else:
-                    status_text = replies.status_texts.get(found.status, found.status)
-                    text = replies.status.format(
-                        tracking_id=found.tracking_id, status=found.status, status_text=status_text
-                    )
+                    text = lifecycle.status_reply(session, self.config, found)
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
         if isinstance(outcome, NeedsHelp):
@@ -389,8 +387,12 @@ class Worker:
         if not parent:
             record = self._related(writes, record)
         fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
+        fields["due_at"] = lifecycle.verify_due(self.config, record.received_at)
         writes.complaint(fields)
         complaint = SimpleNamespace(**fields)
+        if parent:
+            writes.flush()  # the follow-up is written before the parent's reopen event names it
+            lifecycle.reopen_on_follow_up(session, self.config, parent, complaint.tracking_id, record.received_at)
         if parent:
             text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
         else:
@@ -403,8 +405,8 @@ class Worker:
                 key = f"media:{row.id}:{message.part}:{position}"
                 writes.media(_media_row(key, complaint.tracking_id, row.id, adapter.name, position, descriptor))
         body = queries.complaint_record(complaint)
-        for sink in self.config.sinks:
-            writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
+        for sink_name, key, payload in lifecycle.created_payloads(self.config, body, stored_at):
+            writes.outbox(queries.outbox_values("forward", sink_name, key, payload, complaint.tracking_id))
         return complaint
 
     def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
@@ -432,7 +434,8 @@ class Worker:
         window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
         if message.channel == "sms":
             window = 0  # an SMS number is no chat: Twilio's window is for its WhatsApp messages
-        if not (quoted or references or (window > 0 and message.reply_to)):
+        not_done = bool(message.reply_to) and lifecycle.says_not_done(message.text or "")
+        if not (quoted or references or not_done or (window > 0 and message.reply_to)):
             return None
         writes.flush()  # the complaint continued may be earlier in this batch
         session = writes.session
@@ -448,6 +451,11 @@ class Worker:
             )
             if open_complaint is not None:
                 return open_complaint.tracking_id
+        if message.reply_to and lifecycle.says_not_done(message.text or ""):
+            # "belum selesai" days after the answer: it is about the complaint we just resolved for them.
+            return lifecycle.recently_resolved_from(
+                session, self.config, message.channel, message.provider, message.reply_to, received_at
+            )
         return None
 
     def _queue_reply(
@@ -578,10 +586,7 @@ class Worker:
             reply = Reply(**row.payload)
             sent = await adapter.send(reply, self.config.channel(row.target), self._client())
             return sent.provider_message_id
-        sink = next((each for each in self.config.sinks if each.name == row.target), None)
-        if sink is None:
-            raise UnknownChannel(f"no sink named {row.target!r} in the configuration")
-        return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, self._client())
+        return await agency_sync.deliver(self.config, self.store, row, self._client())
 
     # ---- media -------------------------------------------------------------------------------
 
@@ -702,25 +707,7 @@ def _reply_payload(reply: Reply) -> dict[str, Any]:
 
 
 def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "kind": kind,
-        "target": target,
-        "idempotency_key": key,
-        "tracking_id": payload.get("tracking_id"),
-        "payload": payload,
-        "status": PENDING,
-        "attempts": 0,
-        "created_at": now,
-        "next_attempt_at": now,
-        "lease_until": None,
-        "claim_token": None,
-        "last_error": None,
-        "error_type": None,
-        "sent_at": None,
-        "provider_message_id": None,
-        "delivery_status": None,
-    }
+    return queries.outbox_values(kind, target, key, payload)
 
 
 def _media_row(

@@ -17,6 +17,7 @@ from sqlalchemy import Select, select
 from sqlmodel import Session, col
 
 from gateway.context import AttachmentFiles
+from gateway.web import lifecycle_view
 from gateway.web.labels import CHANNELS, SOURCES, STATUSES
 from gateway.web.render import render, zone_of
 from gateway.web.security import SignedIn, WebError
@@ -175,6 +176,7 @@ def complaint_detail(request: Request, staff: SignedIn, tracking_id: str) -> Res
             ],
             "show_provenance": staff.can("admin"),
             "provenance": provenance(session, complaint) if staff.can("admin") else None,
+            **lifecycle_view.detail_context(session, request.app.state.gateway.config, complaint, staff),
         }
     return render(request, "complaint.html", context, staff)
 

@@ -126,6 +126,38 @@ class Complaint(SQLModel, table=True):
     status: str = Field(default="received", max_length=32)
     # Where replies go (phone, chat id, mail address): also finds a chat's open complaint for follow-ups.
     reply_address: str | None = Field(default=None, max_length=320)
+    # The lifecycle (gateway/lifecycle.py): the agency (OPD) it is with and when the current step is due.
+    agency: str | None = Field(default=None, max_length=64, index=True)
+    due_at: datetime | None = _ts(nullable=True, index=True)
+    # The agency system's id for it (Open311 service_request_id) and the newest update of theirs applied.
+    agency_ref: str | None = Field(default=None, max_length=255, index=True)
+    agency_updated_at: datetime | None = _ts(nullable=True)
+
+
+class ComplaintEvent(SQLModel, table=True):
+    """One status change (or correction) of a complaint; append-only, written by gateway/lifecycle.py alone."""
+
+    __tablename__ = "complaint_event"
+
+    id: str = Field(primary_key=True, max_length=40)  # evt_<hex>: also the webhook-id of its delivery
+    tracking_id: str = Field(max_length=32, index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    from_status: str | None = Field(default=None, max_length=32)
+    to_status: str = Field(max_length=32, index=True)
+    actor_kind: str = Field(max_length=16)  # staff | agency | system | citizen
+    actor_name: str = Field(max_length=200)
+    agency: str | None = Field(default=None, max_length=64, index=True)
+    public_note: str | None = None
+    internal_note: str | None = None
+    source: str = Field(max_length=16)  # web | api | cli | open311 | webhook | channel
+    reason: str | None = Field(default=None, max_length=32)
+    duplicate_of: str | None = Field(default=None, max_length=32)
+    category: str | None = Field(default=None, max_length=64)
+    region_code: str | None = Field(default=None, max_length=16)
+    # What the citizen was told (or why not): shown on the timeline.
+    notice: str | None = None
+    # An API Idempotency-Key or an agency system's update id: the same change twice is one event.
+    dedupe_key: str | None = Field(default=None, max_length=255, unique=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -161,6 +193,8 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, index=True)
     role: str = Field(max_length=16)
+    # For role ``agency``: the one agency (OPD) code the token acts for.
+    agency: str | None = Field(default=None, max_length=64)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _ts(nullable=True)
@@ -184,6 +218,8 @@ class StaffUser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True)
     role: str = Field(max_length=16)
+    # For role ``agency``: the one agency (OPD) code the account acts for.
+    agency: str | None = Field(default=None, max_length=64)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     disabled_at: datetime | None = _ts(nullable=True)

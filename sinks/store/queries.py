@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import Attachment, ComplaintRecord
-from sinks.store.models import DONE, Complaint, InboxMessage, MediaFetch, OutboxMessage, utcnow
+from sinks.store.models import DONE, PENDING, Complaint, ComplaintEvent, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
 
 class DrawId(Protocol):
@@ -47,6 +47,8 @@ SCHEMA_FIELDS: tuple[str, ...] = (
     "priority",
     "auto",
     "related",
+    "agency",
+    "due_at",
 )
 
 
@@ -108,6 +110,8 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
         "priority": complaint.priority,
         "auto": complaint.auto,
         "related": list(complaint.related),
+        "agency": complaint.agency,
+        "due_at": iso(complaint.due_at),
     }
 
 
@@ -153,6 +157,10 @@ def complaint_fields(
         entered_by=record.entered_by,
         status=record.status,
         reply_address=None if anonymous else reply_address,
+        agency=None,
+        due_at=None,
+        agency_ref=None,
+        agency_updated_at=None,
     )
 
 
@@ -377,6 +385,51 @@ def media_jobs_for(session: Session, tracking_id: str) -> list[MediaFetch]:
         .order_by(col(MediaFetch.position))
     )
     return list(session.execute(query).scalars())
+
+
+def outbox_values(
+    kind: str, target: str, key: str, payload: dict[str, Any], tracking_id: str | None = None
+) -> dict[str, Any]:
+    """Column values of a new outbox row (a reply to a citizen or a forward), due at once."""
+    now = utcnow()
+    return {
+        "kind": kind,
+        "target": target,
+        "idempotency_key": key,
+        "tracking_id": tracking_id or payload.get("tracking_id"),
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "error_type": None,
+        "sent_at": None,
+        "provider_message_id": None,
+        "delivery_status": None,
+    }
+
+
+def staff_set_categories(session: Session) -> list[tuple[str, str, str]]:
+    """(tracking id, text, category) of complaints whose category staff set or corrected, the latest word each.
+
+    ``normalizer train --from-store`` learns from these: a human's label, not the classifier's guess.
+    """
+    rows = session.execute(
+        select(
+            col(ComplaintEvent.tracking_id), col(ComplaintEvent.category), col(Complaint.subject), col(Complaint.body)
+        )
+        .join(Complaint, col(Complaint.tracking_id) == col(ComplaintEvent.tracking_id))
+        .where(col(ComplaintEvent.category).is_not(None), col(ComplaintEvent.actor_kind) == "staff")
+        .order_by(col(ComplaintEvent.at), col(ComplaintEvent.id))
+    ).all()
+    latest: dict[str, tuple[str, str, str]] = {}
+    for tracking_id, category, subject, body in rows:
+        text = f"{subject}\n{body}" if subject else body
+        latest[tracking_id] = (tracking_id, text, category)
+    return list(latest.values())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
