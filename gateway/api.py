@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 import structlog
@@ -16,12 +16,10 @@ from pydantic import ValidationError
 from channels import manual
 from gateway import audit, entry, lifecycle, logs, record_schema, replay
 from gateway.auth import Principal
+from gateway.parts import Parts
 from normalizer.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -34,8 +32,8 @@ class RecordResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+def _gateway(request: Request) -> Parts:
+    gateway: Parts = request.app.state.gateway
     return gateway
 
 

@@ -25,6 +25,7 @@ from gateway.metrics import Metrics
 from gateway.normalizer_models import load_understanding
 from gateway.notify import DONE_CHANNEL, listen
 from gateway.outage import RETRY_AFTER
+from gateway.parts import Parts
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, follow_store
 from gateway.worker import Worker, queue_depths, run_forever
@@ -180,7 +181,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
     )
-    app.state.gateway = gateway
+    wired: Parts = gateway  # routes see the gateway through this shape only (gateway/parts.py)
+    app.state.gateway = wired
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:

@@ -54,7 +54,7 @@ class _Overdue(Collector):
         try:
             counts = self._read_counts()
         except (SQLAlchemyError, StoreUnavailable):
-            return  # the store is away: lapor_store_up says so, and the scrape still answers
+            counts = {}  # the store is away: lapor_store_up says so, the scrape still answers
         for (status, agency), count in sorted(counts.items()):
             gauge.add_metric([status, agency], count)
         yield gauge
