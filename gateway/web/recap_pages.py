@@ -7,9 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from gateway import recap, recap_agencies
+from gateway.web.charts import bar_chart
 from gateway.web.complaints import day_start
+from gateway.web.labels import Labels
 from gateway.web.render import labels_of, local_time, render, zone_of
 from gateway.web.security import SignedIn, WebError
 from sinks.store.models import utcnow
@@ -43,8 +46,14 @@ def _agencies(request: Request, start: date, end: date) -> list[recap_agencies.A
 
 def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
     zone = zone_of(request)
+    gateway = request.app.state.gateway
+    understanding = gateway.understanding
     made = recap.build(
-        request.app.state.gateway.store, day_start(start, zone), day_start(end + timedelta(days=1), zone)
+        gateway.store,
+        day_start(start, zone),
+        day_start(end + timedelta(days=1), zone),
+        home_region=gateway.config.normalizer.home_region,
+        region_name=understanding.regions.names.get if understanding else lambda code: None,
     )
     text = f"{local_time(day_start(start, zone), zone, False)} – {local_time(day_start(end, zone), zone, False)}"
     return made, f"{text} ({day_start(start, zone).tzname()})"
@@ -61,11 +70,33 @@ def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = 
         "start": start.isoformat(),
         "end": end.isoformat(),
         "dimensions": recap.DIMENSIONS,
+        "charts": _charts(made, labels_of(request)),
         "agencies": agencies,
-        # Built from escaped names and numbers only, so the template may insert it as markup.
-        "completion_chart": recap_agencies.completion_chart(agencies) if agencies else None,
+        "agency_charts": _agency_charts(agencies) if agencies else None,
     }
     return render(request, "recap.html", context, staff)
+
+
+def _charts(made: recap.Recap, labels: Labels) -> dict[str, Markup]:
+    """Bar charts of the counts by region and by kind (server-rendered SVG)."""
+    by_region = [
+        (made.region_names.get(code, code) if code else "tanpa wilayah", n) for code, n in made.counts["region"]
+    ]
+    by_kind = [(labels("kind", code), n) for code, n in made.counts["kind"]]
+    return {
+        "region": bar_chart(by_region, "Laporan per wilayah"),
+        "kind": bar_chart(by_kind, "Laporan per jenis"),
+    }
+
+
+def _agency_charts(agencies: list[recap_agencies.AgencyFigures]) -> dict[str, Markup]:
+    """The completion rate (whole percent) and the overdue count per agency, as bar charts."""
+    rates = [(row.name, round(row.completion_rate or 0)) for row in agencies]
+    late = [(row.name, row.overdue) for row in agencies]
+    return {
+        "completion": bar_chart(rates, "Tingkat penyelesaian per instansi (%)"),
+        "overdue": bar_chart(late, "Terlambat per instansi", highlight=[name for name, n in late if n]),
+    }
 
 
 def _download(request: Request, dari: str, sampai: str, kind: str) -> Response:
