@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import agency_sync, api, api_lifecycle, lifecycle, logs, media_links, outage, web
+from gateway import agency_sync, api, api_lifecycle, lifecycle, logs, media_links, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -46,7 +46,9 @@ class Gateway:
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
         self.understanding = load_understanding(config)
         self.worker = Worker(
             config,
@@ -198,6 +200,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(public_api.router)
     app.include_router(api_lifecycle.router)
     app.include_router(media_links.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response

@@ -6,6 +6,7 @@ No settings are read at import time: ``load_config`` is called by the CLI.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -13,11 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import limits
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from channels.base import ChannelSettings
+from channels.media import MediaLimits
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
@@ -54,6 +57,18 @@ class HttpConfig(_Section):
     timezone: str = "Asia/Jakarta"
     # HTTP processes of `serve` on the one port (PostgreSQL only; SQLite serves with 1).
     workers: int = Field(default=1, ge=1, le=64)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; from anyone else it is ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for each in value:
+            try:
+                ipaddress.ip_network(each, strict=False)
+            except ValueError:
+                raise ValueError(f"{each!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -104,6 +119,10 @@ class RepliesConfig(_Section):
     help: str = (
         "Untuk melapor, kirim LAPOR <isi laporan>, contoh: LAPOR jalan berlubang di Jl. Merdeka 10. "
         "Untuk cek status, kirim STATUS <nomor laporan>."
+    )
+    greeting: str = (
+        "Terima kasih telah terhubung dengan layanan pengaduan kami. Untuk melapor, kirim LAPOR <isi laporan>, "
+        "boleh dengan foto atau lokasi. Untuk cek status, kirim STATUS <nomor laporan>."
     )
     status_texts: dict[str, str] = Field(
         default_factory=lambda: {
@@ -204,10 +223,49 @@ class NormalizerConfig(_Section):
     related_days: int = Field(default=14, ge=1, le=365)
 
 
+def _rate(value: str) -> str:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate such as 5/minute or 5/minute;20/hour") from None
+    return value
+
+
 class WebConfig(_Section):
+    """The web pages: the staff cookie, and the citizens' public form and status page (``/lapor``, ``/cek``)
+    with the public API's abuse limits."""
+
     # None: the session cookie is Secure when the browser's own request came over https
     # (X-Forwarded-Proto from a trusted proxy included); true/false forces it.
     cookie_secure: bool | None = None
+    # A person needs a few seconds to type a report; a form posted sooner is a script.
+    min_fill_seconds: float = Field(default=3.0, ge=0)
+    # How long a rendered form stays good for.
+    form_max_age_minutes: int = Field(default=360, ge=1)
+    # Submissions per client address (the form and the public API alike).
+    rate_limit: str = "5/minute;30/hour"
+    # Status lookups per client address (/cek and GET /api/v1/public/reports/{id}): enumeration stays slow.
+    lookup_rate_limit: str = "30/minute;300/hour"
+    max_files: int = Field(default=3, ge=0, le=10)
+    max_file_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # Signs the forms' tokens; empty: a random secret kept in the database, shared by every instance.
+    form_secret: SecretStr = SecretStr("")
+
+    @field_validator("rate_limit", "lookup_rate_limit")
+    @classmethod
+    def _known_rate(cls, value: str) -> str:
+        return _rate(value)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A whole submission: the files plus room for the text fields and multipart framing."""
+        return self.max_files * self.max_file_bytes + 256 * 1024
+
+
+class PublicApiConfig(_Section):
+    """``/api/v1/public/reports`` for the Android/iOS apps: each app has a key of its own (``X-Api-Key``)."""
+
+    keys: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class Category(_Section):
@@ -235,6 +293,9 @@ class Config(_Section):
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
     normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
+    # Limits on every media download (channels/media.py): size, time, private targets.
+    media: MediaLimits = Field(default_factory=MediaLimits)
+    public_api: PublicApiConfig = Field(default_factory=PublicApiConfig)
     agencies: dict[str, AgencyConfig] = Field(default_factory=dict)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 

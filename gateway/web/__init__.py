@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import admin, complaints, import_pages, lifecycle_pages, new_report, recap_pages, sign_in
+from gateway.web import admin, complaints, import_pages, lifecycle_pages, new_report, public_pages, recap_pages, sign_in
 from gateway.web.render import STATIC, render
 from gateway.web.security import LoginRequired, SecurityHeaders, WebError, signed_in
 
@@ -25,6 +25,7 @@ ROUTERS = (
     admin.router,
     recap_pages.router,
     import_pages.router,
+    public_pages.router,
 )
 
 

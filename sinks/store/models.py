@@ -266,3 +266,31 @@ class Throttle(SQLModel, table=True):
     window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     retry_at: datetime | None = _ts(nullable=True)
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class MediaFetch(SQLModel, table=True):
+    """One attachment still to fetch for a stored complaint: retried, dead-lettered and replayed like the outbox.
+
+    The complaint and its acknowledgement never wait for media; the job attaches the file when it arrives.
+    """
+
+    __tablename__ = "media_fetch"
+    __table_args__ = (Index("ix_media_fetch_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, unique=True)  # media:<inbox id>:<part>:<position>
+    tracking_id: str = Field(max_length=32, index=True)
+    inbox_id: int = Field(foreign_key="inbox.id")
+    channel: str = Field(max_length=64)  # the registry name whose ``fetch_media`` knows the descriptor
+    position: int = 0  # the attachment's place among the message's media
+    descriptor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    error_type: str | None = Field(default=None, max_length=128)
+    fetched_at: datetime | None = _ts(nullable=True)
+    sha256: str | None = Field(default=None, max_length=64)

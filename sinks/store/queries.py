@@ -16,8 +16,8 @@ from sqlmodel import Session, col
 
 from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
-from normalizer.types import ComplaintRecord
-from sinks.store.models import PENDING, Complaint, ComplaintEvent, InboxMessage, OutboxMessage, utcnow
+from normalizer.types import Attachment, ComplaintRecord
+from sinks.store.models import DONE, PENDING, Complaint, ComplaintEvent, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
 
 class DrawId(Protocol):
@@ -152,10 +152,7 @@ def complaint_fields(
         priority=record.priority,
         auto=record.auto,
         related=list(record.related),
-        attachments=[
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
-            for a in record.attachments
-        ],
+        attachments=[attachment_fields(a) for a in record.attachments],
         parent_tracking_id=record.parent_tracking_id,
         entered_by=record.entered_by,
         status=record.status,
@@ -165,6 +162,16 @@ def complaint_fields(
         agency_ref=None,
         agency_updated_at=None,
     )
+
+
+def attachment_fields(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the complaint row (and schema v1) lists it."""
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+    }
 
 
 def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
@@ -316,6 +323,70 @@ def list_complaints(
     return page_of(session, query, cursor, limit)
 
 
+# Statuses after which a complaint is no longer open (a new report of the same problem is not a duplicate).
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected")
+
+
+def related_candidates(
+    session: Session, category: str, region_code: str, since: datetime, limit: int = 200
+) -> list[tuple[str, str | None, str]]:
+    """(tracking_id, subject, body) of open complaints of one category and region since ``since``, newest first.
+
+    One query on ``ix_complaint_related``; follow-ups are left out (they continue a complaint, they are not one).
+    """
+    rows = session.execute(
+        select(col(Complaint.tracking_id), col(Complaint.subject), col(Complaint.body))
+        .where(
+            col(Complaint.category) == category,
+            col(Complaint.region_code) == region_code,
+            col(Complaint.received_at) >= since,
+            col(Complaint.status).not_in(CLOSED_STATUSES),
+            col(Complaint.parent_tracking_id).is_(None),
+        )
+        .order_by(col(Complaint.received_at).desc())
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _since(query: Select[Any], since: datetime | None) -> Select[Any]:
+    return query if since is None else query.where(col(Complaint.received_at) >= since)
+
+
+def complaints_after(session: Session, after_id: int, since: datetime | None, limit: int) -> list[Complaint]:
+    """One page of an export: oldest first by id (the primary key, so every page is an index seek)."""
+    query = _since(select(Complaint).where(col(Complaint.id) > after_id), since)
+    return list(session.execute(query.order_by(col(Complaint.id)).limit(limit)).scalars())
+
+
+def count_complaints(session: Session, since: datetime | None = None) -> int:
+    return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
+
+
+def attach(session: Session, tracking_id: str, attachment: dict[str, Any], is_postgres: bool) -> bool:
+    """Add a fetched attachment to a complaint's list (row-locked on PostgreSQL); False if it is gone."""
+    query = select(Complaint).where(col(Complaint.tracking_id) == tracking_id)
+    if is_postgres:
+        query = query.with_for_update()
+    complaint = session.execute(query).scalars().first()
+    if complaint is None:
+        return False
+    complaint.attachments = [*complaint.attachments, attachment]
+    session.add(complaint)
+    session.flush()
+    return True
+
+
+def media_jobs_for(session: Session, tracking_id: str) -> list[MediaFetch]:
+    """The attachments a complaint still waits for, or gave up on (the detail page shows them)."""
+    query = (
+        select(MediaFetch)
+        .where(col(MediaFetch.tracking_id) == tracking_id, col(MediaFetch.status) != DONE)
+        .order_by(col(MediaFetch.position))
+    )
+    return list(session.execute(query).scalars())
+
+
 def outbox_values(
     kind: str, target: str, key: str, payload: dict[str, Any], tracking_id: str | None = None
 ) -> dict[str, Any]:
@@ -359,46 +430,6 @@ def staff_set_categories(session: Session) -> list[tuple[str, str, str]]:
         text = f"{subject}\n{body}" if subject else body
         latest[tracking_id] = (tracking_id, text, category)
     return list(latest.values())
-
-
-# Statuses after which a complaint is no longer open (a new report of the same problem is not a duplicate).
-CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected")
-
-
-def related_candidates(
-    session: Session, category: str, region_code: str, since: datetime, limit: int = 200
-) -> list[tuple[str, str | None, str]]:
-    """(tracking_id, subject, body) of open complaints of one category and region since ``since``, newest first.
-
-    One query on ``ix_complaint_related``; follow-ups are left out (they continue a complaint, they are not one).
-    """
-    rows = session.execute(
-        select(col(Complaint.tracking_id), col(Complaint.subject), col(Complaint.body))
-        .where(
-            col(Complaint.category) == category,
-            col(Complaint.region_code) == region_code,
-            col(Complaint.received_at) >= since,
-            col(Complaint.status).not_in(CLOSED_STATUSES),
-            col(Complaint.parent_tracking_id).is_(None),
-        )
-        .order_by(col(Complaint.received_at).desc())
-        .limit(limit)
-    ).all()
-    return [(row[0], row[1], row[2]) for row in rows]
-
-
-def _since(query: Select[Any], since: datetime | None) -> Select[Any]:
-    return query if since is None else query.where(col(Complaint.received_at) >= since)
-
-
-def complaints_after(session: Session, after_id: int, since: datetime | None, limit: int) -> list[Complaint]:
-    """One page of an export: oldest first by id (the primary key, so every page is an index seek)."""
-    query = _since(select(Complaint).where(col(Complaint.id) > after_id), since)
-    return list(session.execute(query.order_by(col(Complaint.id)).limit(limit)).scalars())
-
-
-def count_complaints(session: Session, since: datetime | None = None) -> int:
-    return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
