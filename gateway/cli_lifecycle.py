@@ -28,8 +28,7 @@ Internal = Annotated[str | None, typer.Option("--internal-note", help="for staff
 
 
 def _config(ctx: typer.Context) -> Config:
-    config = config_of(ctx)
-    return config
+    return config_of(ctx)
 
 
 def _change(ctx: typer.Context, tracking_id: str, change: lifecycle.Change, fmt: Format) -> None:

@@ -38,7 +38,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from channels import webform
 from channels.base import InboxItem
-from gateway import entry
+from gateway import entry, lifecycle
 from gateway.context import AttachmentFiles, DatabaseState
 from gateway.logs import mask
 from normalizer.tracking import canonical_tracking_id
@@ -259,12 +259,21 @@ class Doors:
         canonical = canonical_tracking_id(tracking_id)
         if canonical is None:
             return None
+        config = self.gateway.config
         with self.gateway.store.read() as session:
             complaint = queries.complaint_by_tracking_id(session, canonical)
-            return None if complaint is None else public_record(complaint, self.gateway.config.replies.status_texts)
+            if complaint is None:
+                return None
+            # The lifecycle's public steps only: no actor, no internal note (gateway/lifecycle.py).
+            steps = lifecycle.public_timeline(session, config, canonical)
+            view = public_record(complaint, config.replies.status_texts, steps)
+            view["agency"] = lifecycle.agency_name(config, complaint.agency) if complaint.agency else None
+            return view
 
 
-def public_record(complaint: Any, status_texts: Mapping[str, str]) -> dict[str, Any]:
+def public_record(
+    complaint: Any, status_texts: Mapping[str, str], steps: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """Status, agency and the public timeline, and nothing personal.
 
     No name, phone, e-mail or chat id ever; the summary only for a report that
@@ -276,6 +285,11 @@ def public_record(complaint: Any, status_texts: Mapping[str, str]) -> dict[str, 
         summary = mask(text if len(text) <= 200 else text[:199].rstrip() + "…")
     received = queries.iso(complaint.received_at)
     timeline = [{"at": received, "status": "received", "text": status_texts.get("received", "received"), "note": None}]
+    for step in steps:
+        text = step["status_text"] + (f" — {step['agency_name']}" if step.get("agency_name") else "")
+        if step.get("reason_text"):
+            text += f": {step['reason_text']}"
+        timeline.append({"at": step["at"], "status": step["status"], "text": text, "note": step["public_note"]})
     return {
         "tracking_id": complaint.tracking_id,
         "status": complaint.status,
