@@ -25,6 +25,7 @@ from gateway.logs import configure_logging
 
 # The child processes find their configuration here: a path, or "" for the embedded defaults.
 CONFIG_ENV = "LAPOR_GATEWAY_SERVE_CONFIG"
+CHILD_HEALTHCHECK_S = 120
 
 
 def uvicorn_options(config: Config) -> dict[str, Any]:
@@ -79,4 +80,7 @@ def run(config: Config, config_path: Path | None, workers: int) -> None:
         uvicorn.run(build_app(config), **options)
         return
     os.environ[CONFIG_ENV] = str(config_path.resolve()) if config_path else ""
+    # A child loads the normalizer's models before it answers the master's health checks on time; on a
+    # busy machine that is far past uvicorn's 5 s, after which the master would kill it and start over.
+    options["timeout_worker_healthcheck"] = CHILD_HEALTHCHECK_S
     uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)

@@ -128,7 +128,7 @@ def _unfinished(store: Store) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(290)
+@pytest.mark.timeout(600)
 def test_two_gateways_and_two_workers_survive_kill_9_with_everything_once(postgres_url: str, tmp_path: Path) -> None:
     bot_id = str(secrets.randbelow(10**9) + 10**9)
     bot_token = f"{bot_id}:scale-{secrets.token_hex(8)}"
@@ -144,8 +144,14 @@ def test_two_gateways_and_two_workers_survive_kill_9_with_everything_once(postgr
         config_a = write_config(tmp_path / "a", postgres_url, port_a, _config_extra(api, bot_token))
         public_url = f"http://127.0.0.1:{port_a}"  # both sit behind one public address; signatures use it
         config_b = write_config(tmp_path / "b", postgres_url, port_b, _config_extra(api, bot_token))
-        config_b.write_text(config_b.read_text().replace(f"http://127.0.0.1:{port_b}", public_url))
+        # One data_dir for all: the normalizer's model is trained once here, and every process loads it.
+        config_b.write_text(
+            config_b.read_text()
+            .replace(f"http://127.0.0.1:{port_b}", public_url)
+            .replace(str(tmp_path / "b" / "data"), str(tmp_path / "a" / "data"))
+        )
         cli(config_a, "db", "upgrade")
+        cli(config_a, "normalizer", "train")
         token = cli(config_a, "tokens", "create", "--name", "siti", "--role", "agent").strip()
 
         gateway_a = serve(config_a, port_a, tmp_path / "a.log", "--workers", "2")
