@@ -174,8 +174,9 @@ class GuardedH11Protocol(H11Protocol):
             self._disarm_header_deadline()  # the head arrived: from here BodyLimit times the body
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
+        before = self.cycle
+        super().on_response_complete()  # may start a pipelined request already buffered
+        if not self.transport.is_closing() and self.cycle is before:
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

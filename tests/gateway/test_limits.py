@@ -200,3 +200,14 @@ def test_a_prompt_request_is_answered_and_an_idle_connection_closed_at_the_head_
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         # keep_alive_s is 600 here: only the head deadline can close the kept-alive connection.
         assert _closed_by_server(sock)
+
+
+def test_a_pipelined_request_is_answered_whole(guarded_server: tuple[int, Any]) -> None:
+    port, _ = guarded_server
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.settimeout(30)
+        received = b""
+        while (chunk := sock.recv(4096)) != b"":
+            received += chunk
+    assert received.count(b"HTTP/1.1 200") == 2
