@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The normalizer's figures on the held-out reports it never trains on.
+eval: $(STAMP)
+	$(BIN)/lapor-gateway normalizer evaluate normalizer/data/heldout.jsonl
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py

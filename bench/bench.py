@@ -357,8 +357,14 @@ def main() -> None:
     parser.add_argument("-t", "--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
     parser.add_argument("-d", "--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", default=[*SCENARIOS, "normalizer"])
     args = parser.parse_args()
+    if "normalizer" in args.scenarios:
+        # Not an HTTP scenario: normalize() in its own process on one core (bench/bench_normalizer.py).
+        subprocess.run([sys.executable, str(ROOT / "bench" / "bench_normalizer.py")], check=True)
+        args.scenarios = [name for name in args.scenarios if name != "normalizer"]
+        if not args.scenarios:
+            return
 
     with tempfile.TemporaryDirectory(prefix="lapor-bench-") as temp:
         work = Path(temp)

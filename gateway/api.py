@@ -112,7 +112,7 @@ def get_complaint(request: Request, principal: Agent, tracking_id: str) -> dict[
         complaint = queries.complaint_by_tracking_id(session, canonical)
         if complaint is None:
             raise HTTPException(404, f"no complaint {canonical}")
-        return queries.complaint_record(complaint)
+        return {**queries.complaint_record(complaint), "replies": queries.replies_of(session, canonical)}
 
 
 def _ref(failed_id: str) -> replay.FailedRef:

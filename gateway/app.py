@@ -13,20 +13,22 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, web
+from gateway import api, logs, outage, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
 from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
+from gateway.normalizer_models import load_understanding
+from gateway.outage import RETRY_AFTER
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, poll_store
 from gateway.worker import Worker, queue_depths, run_forever
-from sinks.store.db import Store, open_store
+from normalizer.errors import StoreUnavailable, TryLater
+from sinks.store.db import Store, is_outage, open_store, outage_message
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +45,15 @@ class Gateway:
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
         self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
-        self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
+        self.understanding = load_understanding(config)
+        self.worker = Worker(
+            config,
+            self.store,
+            self.metrics,
+            self.make_context,
+            on_complete=self.waiters.complete,
+            understanding=self.understanding,
+        )
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
 
@@ -83,7 +93,16 @@ async def _supervise(name: str, adapter: ChannelAdapter, settings: Any, context:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # shutting down: an error raised while cleaning up must not restart the service
+            if isinstance(exc, StoreUnavailable) or is_outage(exc):
+                # Pollers and listeners simply pause while the store is away (its outage is logged once).
+                pause = TryLater.RETRY_AFTER_S
+                log.info(logs.SERVICE_PAUSED, channel=name, resume_in_s=pause, error=outage_message(exc))
+                await asyncio.sleep(pause)
+                continue
             log.exception(logs.SERVICE_CRASHED, channel=name, restart_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
@@ -131,9 +150,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
         try:
+            if gateway.store.health.is_down:  # e.g. a full disk: reads work, writes do not
+                raise StoreUnavailable("store writes are failing")
             await asyncio.to_thread(gateway.store.ping)
-        except SQLAlchemyError as exc:
-            return JSONResponse({"ready": False, "error": type(exc).__name__}, status_code=503)
+        except StoreUnavailable:
+            return JSONResponse({"ready": False, "error": "StoreUnavailable"}, status_code=503, headers=RETRY_AFTER)
         return JSONResponse({"ready": True})
 
     @app.get("/metrics", include_in_schema=False)
@@ -143,6 +164,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.include_router(api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
+    outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
             app.include_router(adapter.router(settings, context))

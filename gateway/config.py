@@ -15,12 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from channels.base import ChannelSettings
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+# Relative paths of the embedded defaults are read from here (the checkout `make run` serves).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -123,6 +126,21 @@ class SinkConfig(_Section):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class NormalizerConfig(_Section):
+    """What the normalizer reads into each report (category, kind, region, priority, likely duplicates)."""
+
+    enabled: bool = True
+    # The installation's own area (Kemendagri code, "33.28"): bare kecamatan/desa names are looked for here first.
+    home_region: str | None = Field(default=None, pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
+    related_days: int = Field(default=14, ge=1, le=365)
+
+
+class WebConfig(_Section):
+    # None: the session cookie is Secure when the browser's own request came over https
+    # (X-Forwarded-Proto from a trusted proxy included); true/false forces it.
+    cookie_secure: bool | None = None
+
+
 class Category(_Section):
     name: str
     about: str = ""
@@ -140,12 +158,14 @@ class Config(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
     data_dir: Path = Path("data")
     keywords: list[str] = Field(default_factory=lambda: ["LAPOR", "LPR"])
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
+    normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
 
     @field_validator("channels", mode="before")
     @classmethod
@@ -187,26 +207,46 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     return f"config: {key}: {error['msg']}"
 
 
-def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${VAR}`` by its value; a missing variable is an error naming it."""
+def expand_env(text: str, environ: Mapping[str, str], strict: bool = True) -> str:
+    """Replace ``${VAR}`` by its value; a missing variable is an error naming it (left as it is if not strict)."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in environ:
+            if not strict:
+                return match.group(0)
             raise ConfigError(f"config: ${{{name}}} is used but the environment variable {name} is not set")
         return environ[name]
 
     return _ENV_REF.sub(value, text)
 
 
-def _expand_values(value: Any, environ: Mapping[str, str]) -> Any:
+def _expand_values(value: Any, environ: Mapping[str, str], strict: bool = True) -> Any:
     if isinstance(value, str):
-        return expand_env(value, environ)
+        return expand_env(value, environ, strict)
     if isinstance(value, Mapping):
-        return {key: _expand_values(item, environ) for key, item in value.items()}
+        return {key: _expand_values(item, environ, strict) for key, item in value.items()}
     if isinstance(value, list):
-        return [_expand_values(item, environ) for item in value]
+        return [_expand_values(item, environ, strict) for item in value]
     return value
+
+
+def _expand_config(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every ``${VAR}`` must be set, except inside a channel block that is not enabled (it never starts)."""
+    expanded = {key: _expand_values(value, environ) for key, value in data.items() if key != "channels"}
+    blocks = data.get("channels")
+    if isinstance(blocks, Mapping):
+        channels: dict[str, Any] = {}
+        for name, block in blocks.items():
+            if not isinstance(block, Mapping):
+                channels[name] = _expand_values(block, environ)
+                continue
+            enabled = _expand_values(block.get("enabled", False), environ)
+            channels[name] = _expand_values(block, environ, strict=enabled not in (False, "false", "False", 0, None))
+        expanded["channels"] = channels
+    elif "channels" in data:
+        expanded["channels"] = blocks
+    return expanded
 
 
 def parse_config(data: Mapping[str, Any]) -> Config:
@@ -217,20 +257,53 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         raise ConfigError(_describe(exc)) from None
 
 
-def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (or the embedded defaults when ``path`` is None)."""
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Relative SQLite files and ``data_dir`` made absolute against ``base``, not the current directory.
+
+    A command run from another folder then reads the same store instead of silently creating an empty one.
+    """
+    url = make_url(config.database.url)
+    database = url.database
+    updates: dict[str, Any] = {}
+    in_memory = not database or database == ":memory:" or database.startswith("file:")
+    if url.get_backend_name() == "sqlite" and not in_memory and not Path(database or "").is_absolute():
+        absolute = url.set(database=str((base / (database or "")).resolve()))
+        updates["database"] = config.database.model_copy(update={"url": absolute.render_as_string(hide_password=False)})
+    if not config.data_dir.is_absolute():
+        updates["data_dir"] = (base / config.data_dir).resolve()
+    return config.model_copy(update=updates) if updates else config
+
+
+def display_url(url: str) -> str:
+    """The database URL for a start-up line: absolute file path for SQLite, no password for a server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None, *, channels: bool = True) -> Config:
+    """Read ``path`` (or the embedded defaults when ``path`` is None).
+
+    Relative paths resolve against the config file's folder (the project root for the defaults).
+    ``channels=False`` is for commands that start no channel: the ``channels`` blocks are not read, so
+    their ``${VAR}`` secrets need not be set in that shell.
+    """
     environ = os.environ if environ is None else environ
     if path is None:
-        return parse_config({})
+        return resolve_paths(parse_config({}), PROJECT_ROOT)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config: {path} does not exist — pass --config or set LAPOR_GATEWAY_CONFIG") from None
     try:
-        # Expanded in values only, after parsing: a comment that mentions ${VAR} needs no variable.
-        data = _expand_values(yaml.safe_load(text) or {}, environ)
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: {path} must hold a mapping at the top level")
-    return parse_config(data)
+    if not channels:
+        data = {key: value for key, value in data.items() if key != "channels"}
+    # Expanded in values only, after parsing: a comment that mentions ${VAR} needs no variable.
+    expanded = _expand_config(data, environ)
+    return resolve_paths(parse_config(expanded), path.resolve().parent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -16,9 +17,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import delete, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
+from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from sinks.store.db import Store
 from sinks.store.models import ChannelState, utcnow
@@ -69,14 +72,31 @@ class AttachmentFiles:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Written to a temporary name, fsynced, then renamed: a crash never leaves half a file under the hash.
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, target)
+            try:
+                _write_atomically(target, data)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    # Retryable: the row waits in the inbox until there is room again, it is not dead-lettered.
+                    raise StoreUnavailable(f"attachments: {os.strerror(exc.errno or 0)} under {self.root}") from exc
+                raise
         return Attachment(filename=filename, content_type=content_type, size=len(data), sha256=digest)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written to a temporary name, fsynced, then renamed: a crash never leaves half a file under the hash.
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+        try:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            os.unlink(handle.name)  # a half-written file would only take the room that ran out
+            raise
+    os.replace(handle.name, target)
 
 
 def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyncContextManager[None]]:
@@ -98,8 +118,10 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+                # A lock whose connection the server cut (an outage, a restart) is gone with it: nothing to undo.
+                with contextlib.suppress(SQLAlchemyError):
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
 
     @contextlib.asynccontextmanager
     async def file_lock(name: str) -> AsyncIterator[None]:

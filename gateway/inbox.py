@@ -176,6 +176,13 @@ class InboxWriter:
                 if self._store.is_postgres:
                     # Delivered at commit: wakes workers in other processes (see gateway/worker.py).
                     session.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
+        except StoreUnavailable as exc:
+            # The store is not there: every item of the batch gets "try later" (the store logged the outage
+            # once); trying them one by one would only knock on a closed door len(batch) times.
+            self._store.health.refused_deliveries(len(batch))
+            for each in batch:
+                each.done.set_exception(exc)
+            return
         except SQLAlchemyError as exc:
             if len(batch) > 1:
                 # One bad item must not sink its neighbours: commit them one by one.

@@ -42,9 +42,11 @@ from gateway.inbox import INBOX_CHANNEL
 from gateway.metrics import Metrics
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
-from normalizer.errors import GatewayError, IgnoredMessage, UnknownChannel
+from normalizer.errors import GatewayError, IgnoredMessage, StoreUnavailable, UnknownChannel
+from normalizer.related import likely_duplicates
 from normalizer.tracking import new_tracking_id
-from normalizer.types import ChannelMessage
+from normalizer.types import ChannelMessage, ComplaintRecord
+from normalizer.understand import Understanding
 from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.batch import BatchWrites, LeaseLost, finish
@@ -161,9 +163,11 @@ class Worker:
         metrics: Metrics,
         make_context: Callable[[httpx.AsyncClient], ChannelContext],
         on_complete: Callable[[list[Completion]], None] = lambda _: None,
+        understanding: Understanding | None = None,
         tracking_ids: queries.DrawId = new_tracking_id,
     ) -> None:
         self.config = config
+        self.understanding = understanding
         self._tracking_ids = tracking_ids
         self.store = store
         self.metrics = metrics
@@ -204,7 +208,9 @@ class Worker:
                 enriched = message
                 if adapter.enrich is not None:
                     enriched = await adapter.enrich(message, settings, self._make_context(self._client()))
-                result.outcomes.append((enriched, normalize(enriched, row.received_at, self.config.keywords)))
+                result.outcomes.append(
+                    (enriched, normalize(enriched, row.received_at, self.config.keywords, self.understanding))
+                )
         except Exception as exc:
             result.error = exc
         return result
@@ -215,6 +221,8 @@ class Worker:
             # Fast path: the batch in one transaction, no savepoints, no look-before-insert.
             with self.store.write() as session:
                 completions, failures = self._write_batch(session, batch, stored_at, careful=False)
+        except StoreUnavailable:
+            raise  # no row's fault: the leases run out and the rows are taken again once the store is back
         except Exception:
             # A surprise (a tracking-id collision, a replayed row, a lost lease, a row that will not
             # store): do it again with a savepoint per row, so one row's trouble stays its own.
@@ -227,6 +235,9 @@ class Worker:
             event = logs.WORKER_FAILED if gave_up else logs.WORKER_RETRY
             log.warning(event, inbox_id=row.id, channel=row.channel, error=message, attempts=row.attempts + 1)
         for completion in completions:
+            for record in completion.records:
+                if record.get("priority") == "urgent":
+                    self.metrics.urgent.labels(record["channel"]).inc()
             if completion.status == IGNORED:
                 log.info(logs.WORKER_IGNORED, inbox_id=completion.inbox_id, channel=completion.key[0])
             elif completion.status == DONE:
@@ -344,6 +355,8 @@ class Worker:
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
             record = replace(record, parent_tracking_id=parent)
+        if not parent:
+            record = self._related(writes, record)
         fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
         writes.complaint(fields)
         complaint = SimpleNamespace(**fields)
@@ -359,6 +372,18 @@ class Worker:
             writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
         return complaint
 
+    def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
+        """The record with the open complaints it likely duplicates (same category and region, recent)."""
+        region = record.location.region_code if record.location else None
+        if self.understanding is None or not record.category or not region:
+            return record
+        writes.flush()  # a duplicate may sit in this very batch
+        since = record.received_at - timedelta(days=self.config.normalizer.related_days)
+        candidates = queries.related_candidates(writes.session, record.category, region, since)
+        texts = [(tracking_id, f"{subject or ''} {body}") for tracking_id, subject, body in candidates]
+        related = likely_duplicates(f"{record.subject or ''} {record.body}", texts)
+        return replace(record, related=tuple(related)) if related else record
+
     def _parent(
         self,
         writes: BatchWrites,
@@ -370,6 +395,8 @@ class Worker:
         """Which complaint a message continues: a quoted id, a reply to our ack, or the chat's open one."""
         references = message.extra.get("reply_references") or []
         window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
+        if message.channel == "sms":
+            window = 0  # an SMS number is no chat: Twilio's window is for its WhatsApp messages
         if not (quoted or references or (window > 0 and message.reply_to)):
             return None
         writes.flush()  # the complaint continued may be earlier in this batch
@@ -501,6 +528,10 @@ class Worker:
         while not stop.is_set():
             try:
                 done = await self.run_once()
+            except StoreUnavailable:
+                # Said once by the store's health (and again when it is back), not a traceback per poll.
+                done = 0
+                await asyncio.sleep(self.config.worker.poll_interval_s)
             except Exception:
                 log.exception(logs.WORKER_CRASHED)
                 done = 0

@@ -23,6 +23,7 @@ from channels.email import acks
 from channels.email.acks import AckPolicy
 from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
+from normalizer.errors import StoreUnavailable, TryLater
 from normalizer.types import ChannelMessage
 
 log = structlog.get_logger(__name__)
@@ -34,7 +35,7 @@ REFUSED = "smtp.refused"
 ACCEPT_FAILED = "smtp.accept_failed"
 SESSION_ERROR = "smtp.session_error"
 
-TRY_AGAIN = "451 4.3.0 Could not store the message now, please try again later"
+TRY_AGAIN = TryLater.SMTP_REPLY
 
 
 class SmtpSettings(ChannelSettings, AckPolicy):
@@ -93,6 +94,8 @@ class SmtpHandler:
         }
         try:
             accepted = await self._ctx.accept(inbox_item(raw, meta, PROVIDER))
+        except StoreUnavailable:
+            return TRY_AGAIN  # the store's outage is logged once by the gateway, not once per mail
         except Exception as exc:  # the sender keeps the mail and retries: 451, never a 5xx
             log.warning(ACCEPT_FAILED, error=f"{exc.__class__.__name__}: {exc}")
             return TRY_AGAIN

@@ -44,7 +44,7 @@ def _safe_next(target: str | None) -> str:
 def _login_page(request: Request, next_path: str, error: str | None = None, status: int = 200) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = render(request, "login.html", {"login_csrf": token, "next": next_path, "error": error}, status=status)
-    options = cookie_options(request.app.state.gateway.config.http.public_url)
+    options = cookie_options(request)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, **{**options, "samesite": "strict"})
     return response
 
@@ -82,7 +82,7 @@ async def login(
     log.info(WEB_LOGIN, username=principal.name, role=principal.role)
     response = RedirectResponse(_safe_next(next), status_code=303)
     lifetime = int(SESSION_LIFETIME.total_seconds())
-    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, **cookie_options(gateway.config.http.public_url))
+    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, **cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 

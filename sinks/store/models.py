@@ -80,6 +80,8 @@ class Complaint(SQLModel, table=True):
         # One inbox row (and message part) makes at most one complaint, however often it is replayed.
         UniqueConstraint("inbox_id", "part", name="uq_complaint_inbox_part"),
         Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
+        # Likely duplicates: open complaints of one category and region, newest first (normalizer).
+        Index("ix_complaint_related", "category", "region_code", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -106,6 +108,12 @@ class Complaint(SQLModel, table=True):
     lon: float | None = None
     region_code: str | None = Field(default=None, max_length=16)
     region_name: str | None = None
+    region_level: str | None = Field(default=None, max_length=16)
+    region_path: list[dict[str, str]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    priority: str = Field(default="normal", max_length=16)
+    # What the normalizer decided and why (schema v1 ``auto``); None for records stored before it ran.
+    auto: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    related: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     parent_tracking_id: str | None = Field(default=None, max_length=32, index=True)
     entered_by: str | None = Field(default=None, max_length=200)

@@ -44,6 +44,9 @@ SCHEMA_FIELDS: tuple[str, ...] = (
     "entered_by",
     "status",
     "inbox_id",
+    "priority",
+    "auto",
+    "related",
 )
 
 
@@ -74,6 +77,8 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
             "lon": complaint.lon,
             "region_code": complaint.region_code,
             "region_name": complaint.region_name,
+            "region_level": complaint.region_level,
+            "region_path": list(complaint.region_path or []),
         }
     return {
         "schema": "v1",
@@ -100,6 +105,9 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
         "entered_by": complaint.entered_by,
         "status": complaint.status,
         "inbox_id": complaint.inbox_id,
+        "priority": complaint.priority,
+        "auto": complaint.auto,
+        "related": list(complaint.related),
     }
 
 
@@ -135,6 +143,11 @@ def complaint_fields(
         lon=location.lon if location else None,
         region_code=location.region_code if location else None,
         region_name=location.region_name if location else None,
+        region_level=location.region_level if location else None,
+        region_path=[{"code": code, "name": name} for code, name in location.region_path] if location else None,
+        priority=record.priority,
+        auto=record.auto,
+        related=list(record.related),
         attachments=[
             {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
             for a in record.attachments
@@ -299,9 +312,61 @@ def list_complaints(
     return page_of(session, query, cursor, limit)
 
 
+# Statuses after which a complaint is no longer open (a new report of the same problem is not a duplicate).
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected")
+
+
+def related_candidates(
+    session: Session, category: str, region_code: str, since: datetime, limit: int = 200
+) -> list[tuple[str, str | None, str]]:
+    """(tracking_id, subject, body) of open complaints of one category and region since ``since``, newest first.
+
+    One query on ``ix_complaint_related``; follow-ups are left out (they continue a complaint, they are not one).
+    """
+    rows = session.execute(
+        select(col(Complaint.tracking_id), col(Complaint.subject), col(Complaint.body))
+        .where(
+            col(Complaint.category) == category,
+            col(Complaint.region_code) == region_code,
+            col(Complaint.received_at) >= since,
+            col(Complaint.status).not_in(CLOSED_STATUSES),
+            col(Complaint.parent_tracking_id).is_(None),
+        )
+        .order_by(col(Complaint.received_at).desc())
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
     return session.get(InboxMessage, inbox_id)
 
 
 def now() -> datetime:
     return utcnow()
+
+
+def replies_of(session: Session, tracking_id: str) -> list[dict[str, Any]]:
+    """What we sent the citizen about a complaint, oldest first, with the provider's word on delivery.
+
+    Single-record views add these as ``replies``: ``status`` is ours (pending, done, failed),
+    ``delivery_status`` the provider's receipt (``delivered``, ``read``, ``failed``…), None until one came.
+    The address is left out: it is the reporter's, and anonymous reporters have none in any view.
+    """
+    rows = session.execute(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.kind) == "reply", col(OutboxMessage.tracking_id) == tracking_id)
+        .order_by(col(OutboxMessage.id))
+    ).scalars()
+    return [
+        {
+            "channel": row.target,
+            "text": row.payload.get("text"),
+            "status": row.status,
+            "attempts": row.attempts,
+            "sent_at": iso(row.sent_at),
+            "provider_message_id": row.provider_message_id,
+            "delivery_status": row.delivery_status,
+        }
+        for row in rows
+    ]

@@ -27,6 +27,22 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
     assert response.json()["ready"] is False
 
 
+def test_metrics_answer_with_store_up_0_when_the_database_is_unreachable() -> None:
+    config = parse_config({"database": {"url": "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"}})
+    with TestClient(create_app(Gateway(config))) as client:
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "lapor_store_up 0.0" in response.text
+
+
+def test_metrics_show_store_up_and_every_queue_series(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    assert "lapor_store_up 1.0" in text
+    for table in ("inbox", "outbox"):
+        for status in ("pending", "processing", "failed"):
+            assert f'lapor_queue_depth{{status="{status}",table="{table}"}} 0.0' in text
+
+
 def test_metrics_count_accepted_duplicates_and_processed_per_channel(client: TestClient, agent_token: str) -> None:
     entry = {"body": "PJU mati", "source": "phone"}
     for _ in range(2):

@@ -117,18 +117,35 @@ def test_session_cookie_is_httponly_and_lax(site: Site) -> None:
     assert "secure" not in cookie  # public_url is http here; see the https test below
 
 
-def test_session_cookie_is_secure_behind_https(make_config: Callable[..., Config], store: Store) -> None:
+def test_session_cookie_is_secure_when_the_browser_came_over_https(
+    make_config: Callable[..., Config], store: Store
+) -> None:
     add_staff(store)
     config = make_config(channels=quiet_channels(), http={"public_url": "https://lapor.example.go.id"})
     with live_site(config, store) as site, httpx.Client(base_url=site.url) as client:
-        page = client.get("/login")
+        # The providers' URL is https, the staff's intranet is plain http: the cookie must not be Secure.
+        assert "secure" not in client.get("/login").headers["set-cookie"].lower()
+        # A TLS-terminating proxy on this host says the browser used https (uvicorn trusts 127.0.0.1).
+        https = {"X-Forwarded-Proto": "https"}
+        page = client.get("/login", headers=https)
         assert "secure" in page.headers["set-cookie"].lower()
         # httpx keeps Secure cookies off plain http, as a browser would: hand the login cookie over by hand.
         cookie = f"lapor_login_csrf={page.cookies['lapor_login_csrf']}"
         form = {"username": "siti", "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        answer = client.post("/login", data=form, headers={"Cookie": cookie})
+        answer = client.post("/login", data=form, headers={"Cookie": cookie, **https})
     assert answer.status_code == 303
     assert "secure" in answer.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize("forced", [True, False])
+def test_web_cookie_secure_overrides_the_request(
+    make_config: Callable[..., Config], store: Store, forced: bool
+) -> None:
+    config = make_config(channels=quiet_channels(), web={"cookie_secure": forced})
+    with live_site(config, store) as site, httpx.Client(base_url=site.url) as client:
+        for headers in ({}, {"X-Forwarded-Proto": "https"}):
+            cookie = client.get("/login", headers=headers).headers["set-cookie"].lower()
+            assert ("secure" in cookie) is forced
 
 
 def test_a_form_post_without_its_csrf_token_is_refused(site: Site, agent: httpx.Client, admin: httpx.Client) -> None:
