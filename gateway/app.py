@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, outage, web
+from gateway import agency_sync, api, api_lifecycle, lifecycle, logs, media_links, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -23,9 +23,10 @@ from gateway.inbox import InboxWriter
 from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
 from gateway.normalizer_models import load_understanding
+from gateway.notify import DONE_CHANNEL, listen
 from gateway.outage import RETRY_AFTER
 from gateway.registry import CHANNELS
-from gateway.waiters import Waiters, poll_store
+from gateway.waiters import Waiters, follow_store
 from gateway.worker import Worker, queue_depths, run_forever
 from normalizer.errors import StoreUnavailable, TryLater
 from sinks.store.db import Store, is_outage, open_store, outage_message
@@ -41,10 +42,13 @@ class Gateway:
         self.store = store or open_store(config.database.url, echo=config.database.echo)
         self.metrics = Metrics()
         self.metrics.watch_queue(lambda: queue_depths(self.store))
+        self.metrics.watch_overdue(lambda: lifecycle.overdue_counts(self.store))
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
         self.understanding = load_understanding(config)
         self.worker = Worker(
             config,
@@ -76,6 +80,35 @@ class Gateway:
             self._worker_thread.join(timeout=15)
             self._worker_thread = None
         self.inbox.stop()
+
+    async def follow_completions(self, fallback_s: float | None = None) -> None:
+        """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
+
+        PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
+        case a notification was missed. SQLite has no NOTIFY: a look every 20 ms while anyone waits.
+        """
+        wake = asyncio.Event()
+        interval_s = 0.02
+        stop_listening = threading.Event()
+        try:
+            if self.store.is_postgres:
+                loop = asyncio.get_running_loop()
+
+                def woken() -> None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed while a notification came in
+                        loop.call_soon_threadsafe(wake.set)
+
+                listening = (self.store.url, DONE_CHANNEL, woken, stop_listening, 1.0)
+                threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
+                interval_s = 0.5
+            await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+        finally:
+            stop_listening.set()
+
+    @property
+    def others_finish_rows(self) -> bool:
+        """Whether a worker outside this process may finish the rows this process accepted."""
+        return not self.config.worker.in_process or self.store.is_postgres
 
     def enabled_adapters(self) -> list[tuple[ChannelAdapter, Any]]:
         return [(CHANNELS[name], self.config.channel(name)) for name in self.config.enabled_channels()]
@@ -118,12 +151,16 @@ def create_app(gateway: Gateway) -> FastAPI:
         gateway.start()
         gateway.waiters.bind(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
-        if not gateway.config.worker.in_process:
-            tasks.append(asyncio.create_task(poll_store(gateway.waiters, gateway.store)))
+        if gateway.others_finish_rows:
+            tasks.append(asyncio.create_task(gateway.follow_completions()))
         async with http:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:
                     tasks.append(asyncio.create_task(_supervise(adapter.name, adapter, settings, context)))
+            for sink in gateway.config.sinks:
+                if sink.type == "open311":  # updates pulled back, by one instance (advisory lock)
+                    poller = agency_sync.poll_open311(gateway.config, gateway.store, sink, context)
+                    tasks.append(asyncio.create_task(poller))
             log.info(logs.GATEWAY_STARTED, channels=gateway.config.enabled_channels())
             try:
                 yield
@@ -163,6 +200,9 @@ def create_app(gateway: Gateway) -> FastAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(api.router)
+    app.include_router(public_api.router)
+    app.include_router(api_lifecycle.router)
+    app.include_router(media_links.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():

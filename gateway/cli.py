@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import inspect
 
-from gateway import audit, cli_normalizer, cli_web, replay
-from gateway.auth import create_token, revoke_tokens
+from gateway import audit, cli_lifecycle, cli_normalizer, cli_web, replay
+from gateway.auth import check_agency_binding, create_token, revoke_tokens
 from gateway.cli_common import ConfigSource, config_of, fail, say
+from gateway.cli_output import Format, FormatOption
+from gateway.cli_output import emit as _emit
 from gateway.config import DEFAULT_CONFIG_PATH, Config, display_url
 from gateway.logs import configure_logging
 from normalizer.tracking import canonical_tracking_id
@@ -45,18 +46,10 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-
-
 class Role(StrEnum):
     agent = "agent"
     admin = "admin"
-
-
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, json or jsonl")]
+    agency = "agency"
 
 
 @app.callback()
@@ -75,6 +68,7 @@ def main_options(
     light = source.get(channels=False)
     configure_logging(light.logging.level, light.logging.format)
     ctx.obj = source
+    ctx.meta["config_path"] = config  # `serve --workers N` children read the same file
 
 
 def _config(ctx: typer.Context, channels: bool = False) -> Config:
@@ -94,58 +88,35 @@ def _migrated_store(ctx: typer.Context) -> Store:
     return store
 
 
-def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: str) -> None:
-    if fmt is Format.json:
-        out.print_json(json.dumps(rows, ensure_ascii=False))
-    elif fmt is Format.jsonl:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        table = Table(title=title)
-        for column in columns:
-            # Ids are read out and copied: never wrap them.
-            table.add_column(column, no_wrap=column in ("tracking_id", "id"))
-        for row in rows:
-            table.add_row(*(_cell(row, column) for column in columns))
-        out.print(table)
-
-
-def _cell(row: dict[str, Any], column: str) -> str:
-    value: Any = row
-    for part in column.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    text = "" if value is None else str(value)
-    return text if len(text) <= 60 else text[:57] + "…"
-
-
 @app.command()
-def serve(ctx: typer.Context) -> None:
-    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process."""
-    import uvicorn
-
-    from gateway.app import Gateway, create_app
-    from gateway.limits import server_options
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="HTTP processes on the port (default http.workers)")
+    ] = None,
+) -> None:
+    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process or N."""
+    from gateway import serving
 
     config = _config(ctx, channels=True)
+    count, note = serving.effective_workers(config, workers)
+    if note is not None:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
     store = open_store(config.database.url, echo=config.database.echo)
-    upgrade(store)
+    upgrade(store)  # once, before any child starts
+    store.dispose()
     say(
-        f"lapor-gateway serve: database {display_url(config.database.url)}, http://{config.http.host}:{config.http.port}"
+        f"lapor-gateway serve: database {display_url(config.database.url)}, "
+        f"http://{config.http.host}:{config.http.port}, {count} process{'es' if count > 1 else ''}"
     )
-    gateway = Gateway(config, store)
-    uvicorn.run(
-        create_app(gateway),
-        host=config.http.host,
-        port=config.http.port,
-        log_level="warning",
-        **server_options(config.http),
-    )
+    serving.run(config, ctx.meta.get("config_path"), count)
 
 
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
+    from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
     gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
@@ -158,7 +129,7 @@ def worker(ctx: typer.Context) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
     say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
-    asyncio.run(gateway.worker.run(stop))
+    run_forever(gateway.worker, stop)
 
 
 @db_app.command("upgrade")
@@ -172,12 +143,18 @@ def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
 def tokens_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="who uses it, e.g. siti")],
-    role: Annotated[Role, typer.Option(help="agent or admin")] = Role.agent,
+    role: Annotated[Role, typer.Option(help="agent, admin or agency")] = Role.agent,
+    agency: Annotated[str | None, typer.Option(help="for --role agency: the agency code, e.g. dpupr")] = None,
 ) -> None:
     """Create a token; it is printed once and only its hash is kept."""
+    try:
+        check_agency_binding(role.value, agency, _config(ctx).agencies)
+    except ValueError as exc:
+        err.print(f"tokens create: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     store = _store(ctx)
     upgrade(store)
-    token = create_token(store, name, role.value)
+    token = create_token(store, name, role.value, agency)
     err.print(f"token for {name} ({role.value}); it is shown only this once:", highlight=False)
     print(token)
 
@@ -210,6 +187,57 @@ def complaints_list(
         page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit)
         rows = [queries.complaint_record(c) for c in page.items]
     _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@complaints_app.command("export")
+def complaints_export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="jsonl or csv")] = ExportFormat.jsonl,
+    since: Annotated[datetime | None, typer.Option(help="received at or after (ISO date/time, UTC)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Every complaint, oldest first, streamed in pages (constant memory, any number of records)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gateway import export
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=queries.now().tzinfo)
+    store = _store(ctx)
+    writer = export.write_csv if fmt is ExportFormat.csv else export.write_jsonl
+    # A progress bar only for a person at a terminal, on stderr: the records stay clean on stdout.
+    show = err.is_terminal
+    with (
+        open(output, "w", encoding="utf-8", newline="") if output else _stdout() as sink,
+        Progress(
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+        ) as progress,
+    ):
+        total = None
+        if show:
+            with store.read() as session:
+                total = queries.count_complaints(session, since)
+        task = progress.add_task("export", total=total)
+        count = writer(export.records(store, since), sink, lambda: progress.advance(task))
+    store.dispose()
+    err.print(f"exported {count} complaint(s)", highlight=False)
+
+
+def _stdout() -> Any:
+    """stdout for ``with``, left open afterwards."""
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)
 
 
 @complaints_app.command("show")
@@ -318,6 +346,11 @@ def telegram_set_webhook(ctx: typer.Context) -> None:
         raise typer.Exit(2)
     url = asyncio.run(register_webhook(settings, config.http.public_url))
     out.print(f"webhook set: {url}", markup=False)
+
+
+cli_lifecycle.install(complaints_app)
+app.add_typer(cli_lifecycle.agencies_app, name="agencies")
+app.add_typer(cli_lifecycle.sinks_app, name="sinks")
 
 
 def main() -> None:

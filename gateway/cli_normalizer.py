@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway.config import Config
+from gateway.cli_common import config_of
 from gateway.normalizer_models import (
     HELDOUT_FILE,
     TRAIN_FILE,
@@ -46,7 +46,7 @@ def register(app: typer.Typer, complaints_app: typer.Typer) -> None:
 
 
 def _understanding(ctx: typer.Context) -> Understanding:
-    config: Config = ctx.obj
+    config = config_of(ctx)
     understanding = load_understanding(config)
     if understanding is None:
         err.print("config: normalizer.enabled is false — set it to true to use the normalizer", markup=False)
@@ -128,7 +128,7 @@ def train_command(
     ] = False,
 ) -> None:
     """Retrain the category and kind models (shipped examples plus --from files and --from-store)."""
-    config: Config = ctx.obj
+    config = config_of(ctx)
     examples = _examples(TRAIN_FILE)
     for source in sources or []:
         examples += _examples(source)
@@ -159,7 +159,7 @@ def complaints_renormalize(
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Re-run the normalizer over stored raw messages; only fields that were automatic change."""
-    config: Config = ctx.obj
+    config = config_of(ctx)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     understanding = _understanding(ctx)

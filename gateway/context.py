@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
+from channels.media import MediaLimits
 from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from sinks.store.db import Store
@@ -99,6 +101,34 @@ def _write_atomically(target: Path, data: bytes) -> None:
     os.replace(handle.name, target)
 
 
+LOCK_CHECK_S = 5.0
+
+
+async def _watch_lock(
+    connection: Connection, guard: threading.Lock, holder: asyncio.Task[Any], lost: asyncio.Event
+) -> None:
+    """Stop the holder when the session that holds the lock breaks (a database restart, a cut connection)."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        try:
+            await asyncio.to_thread(_ping, connection, guard)
+        except SQLAlchemyError:
+            lost.set()
+            holder.cancel()
+            return
+
+
+def _ping(connection: Connection, guard: threading.Lock) -> None:
+    with guard:
+        connection.execute(text("SELECT 1"))
+        connection.commit()
+
+
+def advisory_key(schema: str, name: str) -> int:
+    """The PostgreSQL advisory lock key of a single service (also how an operator finds its holder in pg_locks)."""
+    return zlib.crc32(f"{schema}:{name}".encode())
+
+
 def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyncContextManager[None]]:
     """An async context manager held by one gateway instance at a time, per name.
 
@@ -109,19 +139,33 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
 
     @contextlib.asynccontextmanager
     async def postgres(name: str) -> AsyncIterator[None]:
-        key = zlib.crc32(name.encode())
         with store.engine.connect() as connection:
+            # Advisory locks are database-wide: installations in other schemas of one database keep their own.
+            key = advisory_key(str(connection.execute(text("SELECT current_schema()")).scalar()), name)
             while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
                 connection.rollback()
                 await asyncio.sleep(2.0)
             connection.commit()
+            holder = asyncio.current_task()
+            lost = asyncio.Event()
+            guard = threading.Lock()  # the watch's ping runs in a thread; one user of the connection at a time
+            watch = asyncio.create_task(_watch_lock(connection, guard, holder, lost)) if holder is not None else None
             try:
                 yield
+            except asyncio.CancelledError:
+                if lost.is_set() and holder is not None:
+                    holder.uncancel()  # the cancel was ours, and it is answered by the error below
+                    # Our session (and with it the lock) is gone: another instance may run the service now.
+                    raise StoreUnavailable(f"lost the advisory lock of {name}; taking it again") from None
+                raise
             finally:
-                # A lock whose connection the server cut (an outage, a restart) is gone with it: nothing to undo.
-                with contextlib.suppress(SQLAlchemyError):
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                    connection.commit()
+                if watch is not None:
+                    watch.cancel()
+                if not lost.is_set():
+                    # A lock whose connection the server cut (an outage, a restart) is gone with it: nothing to undo.
+                    with guard, contextlib.suppress(SQLAlchemyError):
+                        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        connection.commit()
 
     @contextlib.asynccontextmanager
     async def file_lock(name: str) -> AsyncIterator[None]:
@@ -144,7 +188,7 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
 
 
 def context_factory(
-    store: Store, accept: Accept, public_url: str, data_dir: Path
+    store: Store, accept: Accept, public_url: str, data_dir: Path, media: MediaLimits | None = None
 ) -> Callable[[httpx.AsyncClient], ChannelContext]:
     state = DatabaseState(store)
     attachments = AttachmentFiles(data_dir)
@@ -159,6 +203,7 @@ def context_factory(
             save_attachment=attachments,
             exclusive=exclusive,
             http=http,
+            media=media or MediaLimits(),
         )
 
     return make

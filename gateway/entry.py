@@ -67,6 +67,15 @@ async def submit(
         headers={"content-type": content_type},
         meta=meta,
     )
+    return await accept_and_wait(gateway, item)
+
+
+async def accept_and_wait(gateway: Gateway, item: InboxItem) -> EntryResult:
+    """Put ``item`` in the inbox and wait (a while) for its record: manual entries, the web form, the public API.
+
+    A repeated key with the same body answers the record it made; with another body, ``KEY_REUSED``.
+    """
+    raw = item.raw
     key = (item.channel, item.provider, item.external_id)
     with gateway.waiters.waiting(key) as completed:
         # StoreUnavailable rises to gateway/outage.py, which answers every caller's "try later" in one place.
@@ -107,7 +116,7 @@ def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
 async def _wait_for_worker(
     gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
-    """Wait for the worker's word: from its thread in this process, or from ``waiters.poll_store``.
+    """Wait for the worker's word: from its thread in this process, or from ``waiters.follow_store``.
 
     The row is committed already, so when the store goes away meanwhile the answer is "accepted, still
     processing" (202) at once, rather than a wait for a worker that cannot write.

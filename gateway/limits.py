@@ -6,8 +6,8 @@ and a chunked (or lying) body gets 413 as soon as the bytes read pass it, so no
 handler, signature check or parser ever holds more than the limit. The same
 middleware bounds how long reading the body may take (408).
 
-``GuardedH11Protocol`` is uvicorn's h11 protocol with a deadline on the request
-head: uvicorn itself waits for headers forever (a byte every few seconds keeps
+``GuardedHttpToolsProtocol`` (and ``GuardedH11Protocol``) is uvicorn's protocol with a deadline on the
+request head: uvicorn itself waits for headers forever (a byte every few seconds keeps
 even a keep-alive connection open), so a slow-headers client is closed after
 ``http.header_timeout_s``.
 """
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway import logs
 
@@ -157,11 +158,33 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for the request head (from connect, and after each response)."""
+class _HeadDeadline:
+    """A deadline for the request head (from connect, and after each response), for either uvicorn protocol."""
 
     header_timeout_s: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    client: tuple[str, int] | None
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_timed_out(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            log.info(logs.HTTP_HEADER_TIMEOUT, client=self.client[0] if self.client else None)
+            self.transport.close()
+
+
+class GuardedH11Protocol(_HeadDeadline, H11Protocol):
+    """uvicorn's h11 protocol with the head deadline."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -183,25 +206,31 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm_header_deadline()
         super().connection_lost(exc)
 
-    def _arm_header_deadline(self) -> None:
-        self._disarm_header_deadline()
-        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
 
-    def _disarm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
+    """uvicorn's httptools protocol (the fast one ``serve`` uses) with the head deadline."""
 
-    def _header_timed_out(self) -> None:
-        self._header_deadline = None
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()  # the head arrived: from here BodyLimit times the body
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
         if not self.transport.is_closing():
-            log.info(logs.HTTP_HEADER_TIMEOUT, client=self.client[0] if self.client else None)
-            self.transport.close()
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
 
 
 def server_options(http: HttpConfig) -> dict[str, Any]:
     """The uvicorn.run keywords that bound slow and numerous clients (documented in docs/http-limits.md)."""
-    protocol = type("GuardedH11", (GuardedH11Protocol,), {"header_timeout_s": http.header_timeout_s})
+    protocol = type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"header_timeout_s": http.header_timeout_s})
     return {
         "http": protocol,
         "timeout_keep_alive": http.keep_alive_s,

@@ -11,10 +11,10 @@ Channel tests: build ``make_config(channels={"twilio": {...}})`` and use ``runni
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ POSTGRES_URL = os.environ.get("LAPOR_TEST_POSTGRES", "postgresql://postgres@127.
 BACKENDS = ["sqlite", "postgresql"]
 
 
-@contextlib.contextmanager
+@contextmanager
 def postgres_schema() -> Iterator[str]:
     """A URL of the test PostgreSQL whose search_path is a fresh schema, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -53,6 +53,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/lapor.db"
         return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """For what only PostgreSQL can do (several processes on one store)."""
     with postgres_schema() as url:
         yield url
 

@@ -147,7 +147,8 @@ async def start_listener(settings: SmtpSettings, ctx: ChannelContext) -> asyncio
             loop=loop,
         )
 
-    server = await loop.create_server(protocol, host=settings.host, port=settings.port)
+    # reuse_port: each process of `serve --workers N` listens on the same port and the kernel spreads them.
+    server = await loop.create_server(protocol, host=settings.host, port=settings.port, reuse_port=settings.port != 0)
     port = server.sockets[0].getsockname()[1] if server.sockets else settings.port
     log.info(LISTENING, host=settings.host, port=port, starttls=tls_context is not None)
     return server

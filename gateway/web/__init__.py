@@ -13,11 +13,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import admin, complaints, import_pages, new_report, recap_pages, sign_in
+from gateway.web import admin, complaints, import_pages, lifecycle_pages, new_report, public_pages, recap_pages, sign_in
 from gateway.web.render import STATIC, render
 from gateway.web.security import LoginRequired, SecurityHeaders, WebError, signed_in
 
-ROUTERS = (sign_in.router, new_report.router, complaints.router, admin.router, recap_pages.router, import_pages.router)
+ROUTERS = (
+    sign_in.router,
+    new_report.router,
+    complaints.router,
+    lifecycle_pages.router,
+    admin.router,
+    recap_pages.router,
+    import_pages.router,
+    public_pages.router,
+)
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:

@@ -13,6 +13,11 @@ CHANNELS: dict[str, str] = {
     "telegram": "Telegram",
     "email": "E-mail",
     "manual": "Petugas (manual)",
+    "web": "Situs web",
+    "line": "LINE",
+    "messenger": "Messenger",
+    "instagram": "Instagram",
+    "x": "X (Twitter)",
 }
 STATUSES: dict[str, str] = {
     "received": "Diterima",

@@ -10,25 +10,27 @@ alone. Both paths write exactly the same rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlmodel import Session, col
 
 from normalizer.tracking import new_tracking_id
 from sinks.store import queries
-from sinks.store.models import PROCESSING, Complaint, InboxMessage, OutboxMessage
+from sinks.store.models import PROCESSING, Complaint, InboxMessage, MediaFetch, OutboxMessage
 
 # Core tables, not ORM entities: a bulk insert of plain dicts needs none of the ORM's bookkeeping.
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_MEDIA: Table = MediaFetch.__table__  # type: ignore[attr-defined]
 
 
 class LeaseLost(Exception):
     """Our lease ran out and another worker took the row: this worker must not finish it."""
 
 
-def finish(session: Session, row: InboxMessage | OutboxMessage, **values: Any) -> None:
+def finish(session: Session, row: InboxMessage | OutboxMessage | MediaFetch, **values: Any) -> None:
     """Update a claimed row, but only while it is still ours (same claim token, still processing)."""
     table: Any = type(row)
     result = session.execute(
@@ -40,6 +42,52 @@ def finish(session: Session, row: InboxMessage | OutboxMessage, **values: Any) -
         raise LeaseLost(f"{table.__tablename__} row {row.id} was taken by another worker")
 
 
+def finish_many(
+    session: Session, model: type[InboxMessage] | type[OutboxMessage], finished: list[FinishedRow]
+) -> set[int]:
+    """``finish`` for many rows, one executemany per set of columns; the ids whose lease was lost.
+
+    When the counts do not add up (a row taken by another worker), the group is redone row by row
+    to learn which; that is the rare path.
+    """
+    # The Core table: an executemany of plain parameters, none of the ORM's bulk-update bookkeeping.
+    table: Table = model.__table__  # type: ignore[union-attr]
+    groups: dict[tuple[str, ...], list[FinishedRow]] = defaultdict(list)
+    for each in finished:
+        groups[tuple(sorted(each.values))].append(each)
+    lost: set[int] = set()
+    for columns, members in groups.items():
+        statement = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.claim_token == bindparam("b_token"),
+                table.c.status == PROCESSING,
+            )
+            .values(lease_until=None, claim_token=None, **{name: bindparam(name) for name in columns})
+        )
+        parameters = [{"b_id": each.row.id, "b_token": each.row.claim_token, **each.values} for each in members]
+        savepoint = session.begin_nested()
+        result = session.execute(statement, parameters)
+        if result.rowcount == len(members):  # type: ignore[attr-defined]
+            savepoint.commit()
+            continue
+        savepoint.rollback()  # this group again, one by one, to learn which row was taken
+        for each in members:
+            try:
+                with session.begin_nested():
+                    finish(session, each.row, **each.values)
+            except LeaseLost:
+                lost.add(each.row.id or 0)
+    return lost
+
+
+@dataclass(frozen=True)
+class FinishedRow:
+    row: InboxMessage | OutboxMessage
+    values: dict[str, Any]
+
+
 class BatchWrites:
     def __init__(self, session: Session, careful: bool, draw: queries.DrawId = new_tracking_id) -> None:
         self.session = session
@@ -47,6 +95,7 @@ class BatchWrites:
         self.draw = draw
         self._complaints: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
+        self._media: list[dict[str, Any]] = []
         # (claim token, values) -> inbox ids to mark with those values
         self._finished: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
 
@@ -65,6 +114,13 @@ class BatchWrites:
         else:
             self._outbox.append(values)
 
+    def media(self, values: dict[str, Any]) -> None:
+        """A media job for a complaint of this batch (written after it, like its outbox rows)."""
+        if self.careful:
+            self.session.execute(insert(_MEDIA), [values])
+        else:
+            self._media.append(values)
+
     def finish_inbox(self, row: InboxMessage, **values: Any) -> None:
         if self.careful:
             finish(self.session, row, **values)
@@ -80,6 +136,9 @@ class BatchWrites:
         if self._outbox:
             self.session.execute(insert(_OUTBOX), self._outbox)
             self._outbox = []
+        if self._media:
+            self.session.execute(insert(_MEDIA), self._media)
+            self._media = []
         for (token, values), ids in self._finished.items():
             result = self.session.execute(
                 update(InboxMessage)

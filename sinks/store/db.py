@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, delete, event, text
@@ -62,6 +65,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _json(value: Any) -> str:
+    """JSON columns (raw headers, outbox payloads, attachments) written by orjson: the worker writes many."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # We issue BEGIN ourselves (see _begin_immediate); pysqlite's own implicit BEGIN would defer the lock.
     dbapi_connection.isolation_level = None
@@ -71,6 +79,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_no_fsync(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
@@ -115,21 +129,30 @@ class Store:
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    # SQLite: a second writer engine whose commits skip the fsync (synchronous=NORMAL), for ``durable=False``.
+    lazy_engine: Engine | None = None
+
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, durable: bool = True) -> Iterator[Session]:
         """A session in one transaction, committed on leaving, rolled back on error.
 
         Raises ``StoreUnavailable`` when the store is not there (see ``OUTAGE_ERRORS``).
+        ``durable=False`` is for writes that may be lost in a power cut without harm (a worker's claim:
+        the row is simply pending again): the commit does not wait for the disk. A later durable commit
+        flushes them too.
         """
         with self._guarded(writing=True):
             if self.write_lock is None:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    if not durable:
+                        session.execute(text("SET LOCAL synchronous_commit = off"))
                     yield session
                 return
+            engine = self.engine if durable or self.lazy_engine is None else self.lazy_engine
             if not self.write_lock.acquire(timeout=60):
                 raise OperationalError("BEGIN IMMEDIATE", None, TimeoutError("waited 60 s for the SQLite write lock"))
             try:
-                with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                with Session(engine, expire_on_commit=False) as session, session.begin():
                     yield session
             finally:
                 self.write_lock.release()
@@ -153,33 +176,50 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.lazy_engine is not None:
+            self.lazy_engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+def application_name() -> str:
+    return f"lapor-gateway/{socket.gethostname()}/{os.getpid()}"[:63]
 
 
 def open_store(url: str, echo: bool = False) -> Store:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # The OS process id in pg_stat_activity: tells an operator (and the scale-out test) which process
+        # of which host holds a connection or an advisory lock.
+        connect_args: dict[str, Any] = (
+            {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+        )
+        if "application_name" not in parsed.query:
+            connect_args["application_name"] = application_name()
         engine = create_engine(
             url,
             echo=echo,
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
-            connect_args={} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S},
+            connect_args=connect_args,
+            json_serializer=_json,
         )
         return Store(url=url, engine=engine, read_engine=engine)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     connect_args = {"check_same_thread": False, "timeout": 10}
-    engine = create_engine(url, echo=echo, connect_args=connect_args)
-    read_engine = create_engine(url, echo=echo, connect_args=connect_args)
-    for each in (engine, read_engine):
+    engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
+    lazy_engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
+    read_engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
+    for each in (engine, lazy_engine, read_engine):
         event.listen(each, "connect", _sqlite_pragmas)
+    event.listen(lazy_engine, "connect", _sqlite_no_fsync)
 
     @event.listens_for(engine, "begin")
+    @event.listens_for(lazy_engine, "begin")
     def _begin_immediate(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -187,7 +227,7 @@ def open_store(url: str, echo: bool = False) -> Store:
     def _begin_deferred(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
 
-    return Store(url=url, engine=engine, read_engine=read_engine, write_lock=threading.Lock())
+    return Store(url=url, engine=engine, read_engine=read_engine, write_lock=threading.Lock(), lazy_engine=lazy_engine)
 
 
 def alembic_config(store: Store) -> AlembicConfig:

@@ -19,6 +19,7 @@ from gateway.audit import recent as recent_audit
 from gateway.config import Config
 from gateway.replay import parse_ref, preview, replay
 from gateway.worker import Worker, claim
+from sinks.store.batch import FinishedRow, finish_many
 from sinks.store.db import Store
 from sinks.store.models import DONE, FAILED, PENDING, PROCESSING, Complaint, InboxMessage, OutboxMessage, utcnow
 from tests.conftest import bearer
@@ -330,3 +331,21 @@ def test_replaying_a_row_that_is_not_failed_is_409_and_a_failed_one_200(
     assert statuses() == (FAILED, DONE)
     assert client.post(f"/api/v1/failed/inbox-{fine}/replay", headers=bearer(admin_token)).status_code == 409
     assert client.post(f"/api/v1/failed/inbox-{broken}/replay", headers=bearer(admin_token)).status_code == 200
+
+
+def test_outbox_rows_finished_together_skip_only_those_another_worker_took(forwarding: Gateway) -> None:
+    for n in range(4):
+        accept(forwarding, json.dumps(ENTRY).encode(), external_id=f"f{n}")
+    asyncio.run(forwarding.worker.process_inbox_batch())
+    mine = claim(forwarding.store, OutboxMessage, 10, lease_s=60.0)
+    assert len(mine) == 4
+    with forwarding.store.write() as session:  # another worker takes one row over
+        session.execute(update(OutboxMessage).where(col(OutboxMessage.id) == mine[0].id).values(claim_token="theirs"))
+    sent = {"status": DONE, "sent_at": utcnow(), "provider_message_id": "p1", "attempts": 1}
+    with forwarding.store.write() as session:
+        lost = finish_many(session, OutboxMessage, [FinishedRow(row, sent) for row in mine])
+    with forwarding.store.read() as session:
+        rows = {row.id: row for row in session.execute(select(OutboxMessage)).scalars()}
+    assert lost == {mine[0].id}
+    assert rows[mine[0].id].status == PROCESSING and rows[mine[0].id].claim_token == "theirs"
+    assert all(rows[row.id].status == DONE and rows[row.id].claim_token is None for row in mine[1:])

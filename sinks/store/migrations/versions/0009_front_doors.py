@@ -14,7 +14,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Nothing yet: this revision keeps its place in the chain so the work that fills it can land in any order.
+    # The front doors need no new table: web-form submissions are inbox rows like any channel's, the
+    # form-token secret is a channel_state key, and the rate limiter counts in memory. The revision keeps
+    # its place in the chain.
     pass
 
 
