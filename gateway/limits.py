@@ -219,8 +219,9 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a request whose head already arrived starts now: no deadline over it
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not pipelined:
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.config import Config, parse_config
-from gateway.limits import BodyLimit, limit_for, server_options
+from gateway.limits import BodyLimit, GuardedH11Protocol, limit_for, server_options
 from tests.support.server import free_port
 
 KANNEL = {"kannel": {"enabled": True, "secret": "s3cret"}, "smtp": {"enabled": False}}
@@ -135,13 +135,15 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture
-def guarded_server() -> Iterator[tuple[int, Config]]:
+@pytest.fixture(params=["httptools", "h11"])
+def guarded_server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Config]]:
+    """``serve``'s uvicorn options on a free port; also with the h11 protocol, kept for where httptools is not."""
     config = parse_config({"http": {"header_timeout_s": 0.5, "keep_alive_s": 600, "max_connections": 50}})
+    options = server_options(config.http)
+    if request.param == "h11":
+        options["http"] = type("GuardedH11", (GuardedH11Protocol,), {"header_timeout_s": 0.5})
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", **server_options(config.http))
-    )
+    server = uvicorn.Server(uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
