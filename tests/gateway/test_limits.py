@@ -64,6 +64,17 @@ def test_every_route_has_the_default_limit(
         assert client.post("/healthz", content=b"u" * 100).status_code == 405
 
 
+def test_a_browser_form_over_the_limit_gets_a_page_it_can_show(
+    running_client: Callable[[Config], TestClient], make_config: Callable[..., Config]
+) -> None:
+    with running_client(make_config(http={"max_body_bytes": 100})) as client:
+        refused = client.post("/login", data={"username": "u" * 200})
+    assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "<h1>Kiriman terlalu besar</h1>" in refused.text and "100 byte" in refused.text
+    assert refused.headers["content-security-policy"].startswith("default-src 'none'")
+
+
 async def _drive(middleware: BodyLimit, chunks: list[bytes], stalls: bool = False) -> tuple[list[Message], int]:
     """Run the middleware over a body arriving in ``chunks``; the app reads it all. Returns (sent, chunks read)."""
     queue = list(chunks)

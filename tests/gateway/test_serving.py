@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Config
+from gateway.limits import GuardedHttpToolsProtocol
 from gateway.serving import effective_workers, uvicorn_options
 from normalizer.errors import ConfigError
 from tests.conftest import POSTGRES_URL, build_config
@@ -36,4 +37,6 @@ def test_every_process_gets_the_same_uvicorn_options_from_the_config(make_config
     config = make_config(http={"host": "127.0.0.1", "port": 18080})
     options = uvicorn_options(config)
     assert (options["host"], options["port"]) == ("127.0.0.1", 18080)
-    assert (options["loop"], options["http"]) == ("uvloop", "httptools")
+    # httptools, as uvicorn's class carrying the head deadline of gateway/limits.py.
+    assert options["loop"] == "uvloop" and issubclass(options["http"], GuardedHttpToolsProtocol)
+    assert options["http"].header_timeout_s == config.http.header_timeout_s
