@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.config import Config, parse_config
-from gateway.limits import BodyLimit, GuardedH11Protocol, limit_for, server_options
+from gateway.limits import BodyLimit, limit_for, server_options, set_head_deadline
 from tests.support.server import free_port
 
 KANNEL = {"kannel": {"enabled": True, "secret": "s3cret"}, "smtp": {"enabled": False}}
@@ -146,13 +146,11 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@pytest.fixture(params=["httptools", "h11"])
-def guarded_server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Config]]:
-    """``serve``'s uvicorn options on a free port; also with the h11 protocol, kept for where httptools is not."""
+@pytest.fixture
+def guarded_server() -> Iterator[tuple[int, Config]]:
+    """``serve``'s uvicorn options (httptools with the head deadline) on a free port."""
     config = parse_config({"http": {"header_timeout_s": 0.5, "keep_alive_s": 600, "max_connections": 50}})
     options = server_options(config.http)
-    if request.param == "h11":
-        options["http"] = type("GuardedH11", (GuardedH11Protocol,), {"header_timeout_s": 0.5})
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -165,6 +163,7 @@ def guarded_server(request: pytest.FixtureRequest) -> Iterator[tuple[int, Config
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        set_head_deadline(parse_config({}).http)  # the deadline is a class attribute: back to the default
 
 
 def _closed_by_server(sock: socket.socket, trickle: bytes = b"", within_s: float = 30.0) -> bool:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from uvicorn.importer import import_from_string
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import Config
-from gateway.limits import GuardedHttpToolsProtocol
 from gateway.serving import effective_workers, uvicorn_options
 from normalizer.errors import ConfigError
 from tests.conftest import POSTGRES_URL, build_config
@@ -37,6 +38,8 @@ def test_every_process_gets_the_same_uvicorn_options_from_the_config(make_config
     config = make_config(http={"host": "127.0.0.1", "port": 18080})
     options = uvicorn_options(config)
     assert (options["host"], options["port"]) == ("127.0.0.1", 18080)
-    # httptools, as uvicorn's class carrying the head deadline of gateway/limits.py.
-    assert options["loop"] == "uvloop" and issubclass(options["http"], GuardedHttpToolsProtocol)
-    assert options["http"].header_timeout_s == config.http.header_timeout_s
+    # httptools, with the head deadline of gateway/limits.py on top.
+    assert options["loop"] == "uvloop"
+    protocol = import_from_string(options["http"])  # an import path: the pre-fork master pickles its options
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_timeout_s == config.http.header_timeout_s
