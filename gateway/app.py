@@ -214,10 +214,13 @@ def create_app(gateway: Gateway) -> FastAPI:
             app.include_router(adapter.router(settings, context))
     # Outermost of our middleware: an oversized or slow body is refused before any route sees a byte.
     http_config = gateway.config.http
+    # The public form and API count their own bytes as they arrive (web.max_body_bytes) and answer the
+    # citizen in Indonesian; this limit sits just above theirs, as the backstop.
+    public = gateway.config.web.max_body_bytes + 64 * 1024
     app.add_middleware(
         BodyLimit,
         default=http_config.max_body_bytes,
-        overrides=http_config.body_limits,
+        overrides={"/lapor": public, "/api/v1/public/reports": public, **http_config.body_limits},
         body_timeout_s=http_config.body_timeout_s,
     )
     return app

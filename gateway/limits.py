@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,14 +63,43 @@ class _Refused(Exception):
         self.detail = detail
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+# A browser (a form post, or asking for HTML) gets a page it can show; everyone else the API's JSON.
+_PAGE_TITLES = {413: "Kiriman terlalu besar", 408: "Kiriman terlalu lama"}
+_PAGE_TEXT = {
+    413: "Kiriman lebih dari {limit} byte. Kirim berkas yang lebih kecil atau lebih sedikit, lalu coba lagi.",
+    408: "Kiriman tidak selesai diterima dalam {timeout:g} detik. Periksa sambungan, lalu coba lagi.",
+}
+_FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
+def _wants_page(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return headers.get(b"content-type", b"").lower().startswith(_FORM_TYPES) or b"text/html" in headers.get(
+        b"accept", b""
+    )
+
+
+async def _answer(send: Send, status: int, detail: str, page: str | None = None) -> None:
+    if page is None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json")]
+    else:
+        title = _PAGE_TITLES.get(status, "Kiriman ditolak")
+        body = (
+            f'<!doctype html><html lang="id"><meta charset="utf-8"><title>{title}</title>'
+            f"<h1>{title}</h1><p>{html.escape(page)}</p></html>"
+        ).encode()
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                *headers,
                 (b"content-length", str(len(body)).encode()),
                 # The rest of the body is not read: the connection cannot be reused.
                 (b"connection", b"close"),
@@ -98,6 +128,11 @@ class BodyLimit:
         self.overrides = dict(overrides or {})
         self.body_timeout_s = body_timeout_s
 
+    def _page(self, scope: Scope, status: int, limit: int) -> str | None:
+        if not _wants_page(scope):
+            return None
+        return _PAGE_TEXT[status].format(limit=limit, timeout=self.body_timeout_s)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -107,7 +142,7 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, declared=declared)
-            await _answer(send, 413, f"body is over {limit} bytes")
+            await _answer(send, 413, f"body is over {limit} bytes", self._page(scope, 413, limit))
             return
 
         loop = asyncio.get_running_loop()
@@ -145,7 +180,8 @@ class BodyLimit:
         if state.refused is not None:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, read=state.read, status=state.refused.status)
             if not state.started:
-                await _answer(send, state.refused.status, state.refused.detail)
+                page = self._page(scope, state.refused.status, limit)
+                await _answer(send, state.refused.status, state.refused.detail, page)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -194,8 +230,9 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a request whose head already arrived starts now: no deadline over it
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not pipelined:
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
