@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench eval soak keyset clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The normalizer's figures on the held-out reports it never trains on.
+eval: $(STAMP)
+	$(BIN)/lapor-gateway normalizer evaluate normalizer/data/heldout.jsonl
+
+# `make bench` runs the standard comparison; `make bench soak` the long fixed-rate run; `make bench keyset`
+# pages a 1M-row store. Scenario names work the same way: `make bench manual`.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(filter-out bench,$(MAKECMDGOALS))
+
+soak keyset normalizer manual twilio whatsapp:
+	@:
 
 clean:
 	rm -rf $(VENV) data/*.db

@@ -16,6 +16,8 @@ Channel scenarios register themselves in ``SCENARIOS`` below.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import os
 import shutil
@@ -24,14 +26,17 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import select
+import psycopg
+from sqlalchemy import select, text
 from sqlmodel import col
 from twilio.request_validator import RequestValidator
 
@@ -41,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from channels.whatsapp import sign as whatsapp_sign  # noqa: E402
 from sinks.store.db import open_store  # noqa: E402
 from sinks.store.models import Complaint, InboxMessage  # noqa: E402
-from tests.support.server import cli, free_port, serve, write_config  # noqa: E402
+from tests.support.server import Served, cli, free_port, serve, write_config  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,15 @@ def manual_request(number: int, ctx: dict[str, Any]) -> Request:
 
 
 BENCH_TWILIO_TOKEN = "bench-twilio-auth-token"
-# Replies go to a closed loopback port: they fail fast and wait in the outbox, off the measured path.
+# Replies go to a local stand-in for the provider's API (PROVIDER_APP) that answers at once, as a
+# healthy provider would: the worker sends every acknowledgement, as in production.
 TWILIO_CONFIG = f"""
 channels:
   twilio:
     enabled: true
     account_sid: ACbench0000000000000000000000000000
     auth_token: {BENCH_TWILIO_TOKEN}
-    api_base: http://127.0.0.1:9
+    api_base: PROVIDER_URL
 """
 
 
@@ -117,7 +123,7 @@ def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
 
 
 BENCH_WHATSAPP_SECRET = "bench-whatsapp-app-secret"
-# Replies and media go to a closed loopback port, as for Twilio: off the measured path.
+# Replies go to the provider stand-in, as for Twilio.
 WHATSAPP_CONFIG = f"""
 channels:
   whatsapp:
@@ -126,7 +132,7 @@ channels:
     app_secret: {BENCH_WHATSAPP_SECRET}
     access_token: bench-access-token
     phone_number_id: "106540352242922"
-    api_base: http://127.0.0.1:9
+    api_base: PROVIDER_URL
 """
 
 
@@ -165,6 +171,30 @@ SCENARIOS: dict[str, Scenario] = {
 }
 SEPARATE_WORKER_CONFIG = "worker:\n  in_process: false\n"
 
+
+@dataclass(frozen=True)
+class Run:
+    """A scenario on a store with N HTTP processes (``serve --workers N``), compared with an echo of N workers."""
+
+    scenario: str
+    backend: str  # "sqlite" | "postgresql"
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario} {self.backend[:2]} w{self.workers}"
+
+
+# What `make bench` runs: manual entry and a signed webhook, on SQLite and PostgreSQL, at 1 and 2 processes.
+DEFAULT_RUNS = [
+    Run("manual", "sqlite"),
+    Run("twilio", "sqlite"),
+    Run("manual", "postgresql"),
+    Run("twilio", "postgresql"),
+    Run("manual", "postgresql", workers=2),
+    Run("twilio", "postgresql", workers=2),
+]
+
 ECHO_APP = textwrap.dedent(
     """
     from fastapi import FastAPI, Request
@@ -177,6 +207,43 @@ ECHO_APP = textwrap.dedent(
         return Response(await request.body(), status_code=201, media_type="application/json")
     """
 )
+
+
+PROVIDER_APP = textwrap.dedent(
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+    SENT = {"sid": "SMbench", "messaging_product": "whatsapp", "messages": [{"id": "wamid.bench"}]}
+
+    @app.post("/{path:path}")
+    async def sent(path: str) -> JSONResponse:
+        return JSONResponse(SENT, status_code=201)
+    """
+)
+
+
+@contextmanager
+def provider(work: Path) -> Iterator[str]:
+    """The provider's API (Twilio, Graph) on loopback, in its own process; its URL."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "provider_app.py").write_text(PROVIDER_APP)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "provider_app:app", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen([*command, "--loop", "uvloop", "--http", "httptools"], cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.post(f"{url}/ping")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @dataclass
@@ -281,13 +348,14 @@ def load(name: str, port: int, requests: list[Request], args: argparse.Namespace
     return Result(name, count, duration_us / 1e6, p50_us / 1e6, p99_us / 1e6, non2xx, wraps)
 
 
-def run_baseline(work: Path, args: argparse.Namespace) -> Result:
+def run_baseline(work: Path, args: argparse.Namespace, workers: int = 1) -> Result:
+    work.mkdir(parents=True, exist_ok=True)
     (work / "echo_app.py").write_text(ECHO_APP)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "echo_app:app", "--port", str(port), "--log-level", "warning"],
-        cwd=work,
-    )
+    # The same HTTP stack as `serve` (uvloop, httptools) and the same number of processes.
+    command = [sys.executable, "-m", "uvicorn", "echo_app:app", "--port", str(port), "--log-level", "warning"]
+    command += ["--loop", "uvloop", "--http", "httptools", "--workers", str(workers)]
+    process = subprocess.Popen(command, cwd=work)
     try:
         for _ in range(100):
             try:
@@ -298,7 +366,7 @@ def run_baseline(work: Path, args: argparse.Namespace) -> Result:
         requests = [manual_request(n, {"token": "x", "run": 0}) for n in range(args.count)]
         warm = argparse.Namespace(**{**vars(args), "seconds": 2})
         load("warm-up", port, requests[:2000], warm, work)
-        return load("fastapi echo (baseline)", port, requests, args, work)
+        return load(f"fastapi echo w{workers}", port, requests, args, work)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -317,37 +385,272 @@ def stored_latencies(database_url: str) -> list[float]:
     return [(stored - received).total_seconds() for received, stored in rows]
 
 
-def run_scenario(scenario: Scenario, work: Path, args: argparse.Namespace) -> tuple[Result, list[float]]:
+POSTGRES_URL = os.environ.get("LAPOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def database(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh store for one run: a SQLite file, or a PostgreSQL schema of its own (dropped after)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory}/bench.db"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def gateway(
+    run: Run, url: str, directory: Path, provider_url: str, extra: str = ""
+) -> Iterator[tuple[int, dict[str, Any], Served]]:
+    """``serve`` (``--workers N``) on a migrated store, with a token; a separate worker when the scenario asks."""
+    scenario = SCENARIOS[run.scenario]
     port = free_port()
-    directory = work / scenario.name
-    directory.mkdir()
-    url = args.database_url or f"sqlite:///{directory}/bench.db"
-    extra = scenario.config_extra + (SEPARATE_WORKER_CONFIG if scenario.separate_worker else "")
-    config = write_config(directory, url, port, extra)
+    config_extra = scenario.config_extra.replace("PROVIDER_URL", provider_url)
+    config_extra += (SEPARATE_WORKER_CONFIG if scenario.separate_worker else "") + extra
+    config = write_config(directory, url, port, config_extra)
     cli(config, "db", "upgrade")
     ctx: dict[str, Any] = {
         "token": cli(config, "tokens", "create", "--name", "bench", "--role", "agent").strip(),
-        "run": f"{os.getpid()}{scenario.name}",
+        "run": f"{os.getpid()}{run.label.replace(' ', '')}",
         "public_url": f"http://127.0.0.1:{port}",
     }
-    served = serve(config, port, directory / "serve.log")
+    served = serve(config, port, directory / "serve.log", "--workers", str(run.workers))
     worker = (
         subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(config), "worker"])
         if scenario.separate_worker
         else None
     )
     try:
-        warm = argparse.Namespace(**{**vars(args), "seconds": 2})
-        load("warm-up", port, [scenario.make_request(-n - 1, ctx) for n in range(2000)], warm, directory)
-        requests = [scenario.make_request(n, ctx) for n in range(args.count)]
-        result = load(scenario.name, port, requests, args, directory)
-        time.sleep(2.0)  # let the worker drain before reading received→stored
+        yield port, ctx, served
     finally:
         served.stop()
         if worker is not None:
             worker.terminate()
             worker.wait(timeout=30)
-    return result, stored_latencies(url)
+
+
+def run_scenario(run: Run, work: Path, args: argparse.Namespace, provider_url: str) -> tuple[Result, list[float]]:
+    scenario = SCENARIOS[run.scenario]
+    directory = work / run.label.replace(" ", "-")
+    directory.mkdir()
+    with database(run.backend, directory) as url:
+        with gateway(run, url, directory, provider_url) as (port, ctx, _):
+            warm = argparse.Namespace(**{**vars(args), "seconds": 2})
+            load("warm-up", port, [scenario.make_request(-n - 1, ctx) for n in range(2000)], warm, directory)
+            requests = [scenario.make_request(n, ctx) for n in range(args.count)]
+            result = load(run.label, port, requests, args, directory)
+            time.sleep(2.0)  # let the worker drain before reading received→stored
+        return result, stored_latencies(url)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    runs = [Run(name, args.backend, args.workers) for name in args.scenarios] if args.scenarios else DEFAULT_RUNS
+    with tempfile.TemporaryDirectory(prefix="lapor-bench-") as temp, provider(Path(temp) / "provider") as api:
+        work = Path(temp)
+        baselines: dict[int, Result] = {}
+        rows: list[tuple[Run, Result, list[float]]] = []
+        for run in runs:
+            if run.workers not in baselines:  # the echo at the same process count, in this same run
+                baselines[run.workers] = run_baseline(work / f"echo{run.workers}", args, run.workers)
+            rows.append((run, *run_scenario(run, work, args, api)))
+
+    print(f"\nlapor-gateway bench: wrk -t{args.threads} -c{args.concurrency} -d{args.seconds}s, cores={os.cpu_count()}")
+    print("ratio = accepted/s over the bare FastAPI echo's req/s at the same number of processes, same run")
+    header = (
+        f"{'scenario':26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stored p99 ms':>14} {'non-2xx':>8} {'ratio':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+
+    def line(result: Result, stored: list[float] | None, baseline: Result | None) -> str:
+        stored_p99 = f"{percentile(stored, 0.99) * 1000:14.1f}" if stored else f"{'-':>14}"
+        ratio = result.rate / baseline.rate if baseline and baseline.rate else 1.0
+        return (
+            f"{result.name:26} {result.rate:8.0f} {result.p50_s * 1000:8.1f} "
+            f"{result.p99_s * 1000:8.1f} {stored_p99} {result.failures:8d} {ratio:6.2f}"
+        )
+
+    for baseline in baselines.values():
+        print(line(baseline, None, None))
+    for run, result, stored in rows:
+        print(line(result, stored, baselines[run.workers]))
+        if result.wraps:
+            print(f"  ({result.name}: the {args.count} pre-built requests ran out; {result.wraps} redeliveries)")
+
+
+# ---- soak: a fixed rate below saturation for a long time ---------------------------------------------------
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the pre-fork master and its children)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(int(row.split()[1]) * 1024 for row in status.splitlines() if row.startswith("VmRSS:"))
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def store_bytes(url: str, directory: Path) -> int:
+    if url.startswith("sqlite"):
+        return sum(path.stat().st_size for path in directory.glob("bench.db*"))
+    store = open_store(url)
+    with store.read() as session:
+        size = session.execute(
+            text(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+            )
+        ).scalar_one()
+    store.dispose()
+    return int(size)
+
+
+def tree_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+async def paced(port: int, requests: list[Request], rate: float, on_sent: Callable[[int], None]) -> list[float]:
+    """Open loop: request i leaves at i / rate whatever the answers do; latencies of the 2xx answers."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
+
+        async def one(request: Request) -> None:
+            nonlocal failures
+            began = time.monotonic()
+            try:
+                response = await client.request(
+                    request.method, request.path, headers=request.headers, content=request.content
+                )
+                if response.status_code < 300:
+                    latencies.append(time.monotonic() - began)
+                else:
+                    failures += 1
+            except httpx.HTTPError:
+                failures += 1
+
+        tasks = []
+        start = time.monotonic()
+        for number, request in enumerate(requests):
+            delay = start + number / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(request)))
+            on_sent(number)
+        await asyncio.gather(*tasks)
+    if failures:
+        print(f"  soak: {failures} requests without a 2xx")
+    return latencies
+
+
+def soak(args: argparse.Namespace) -> None:
+    run = Run(args.scenarios[0] if args.scenarios else "manual", args.backend, args.workers)
+    scenario = SCENARIOS[run.scenario]
+    with tempfile.TemporaryDirectory(prefix="lapor-soak-") as temp:
+        directory = Path(temp)
+        with (
+            provider(directory / "provider") as api,
+            database(run.backend, directory) as url,
+            gateway(run, url, directory, api) as (port, ctx, served),
+        ):
+            requests = [scenario.make_request(n, ctx) for n in range(args.messages)]
+            samples: dict[str, int] = {}
+            checkpoints = {0: "start", args.messages // 2: "middle"}
+
+            def on_sent(number: int) -> None:
+                if number in checkpoints:
+                    samples[checkpoints[number]] = tree_rss_bytes(served.process.pid)
+
+            began = time.monotonic()
+            latencies = asyncio.run(paced(port, requests, args.rate, on_sent))
+            elapsed = time.monotonic() - began
+            time.sleep(3.0)  # the worker's tail
+            samples["end"] = tree_rss_bytes(served.process.pid)
+            stored = stored_latencies(url)
+            db_size = store_bytes(url, directory)
+            data_size = tree_bytes(directory / "data")
+    per_k = 1000 / max(len(stored), 1)
+    growth = (samples["end"] - samples["start"]) / samples["start"] if samples.get("start") else float("nan")
+    print(f"\nlapor-gateway soak: {run.label}, {args.messages} messages at {args.rate:.0f}/s ({elapsed:.0f} s)")
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    print(f"  2xx: {len(latencies)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(
+        "  RSS (all processes): "
+        + ", ".join(f"{name} {value / 2**20:.1f} MiB" for name, value in samples.items())
+        + f"; growth start→end {growth:+.1%}"
+    )
+    print(
+        f"  stored: {len(stored)}; received→stored p50 {percentile(stored, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(stored, 0.99) * 1000:.1f} ms, max {max(stored, default=0) * 1000:.1f} ms"
+    )
+    print(
+        f"  per 1,000 messages: database {db_size * per_k / 2**20:.2f} MiB, data/ {data_size * per_k / 2**10:.1f} KiB"
+    )
+
+
+# ---- keyset: paging a 1M-row store ------------------------------------------------------------------------
+
+
+def timed_ms(action: Callable[[], object], repeat: int = 5) -> float:
+    """The median of ``repeat`` runs, in milliseconds."""
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - began) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def keyset(args: argparse.Namespace) -> None:
+    from gateway import export
+    from sinks.store import queries
+    from sinks.store.db import upgrade
+    from tests.support.bulk import add_complaints
+
+    backends = [args.backend] if args.backend_given else ["sqlite", "postgresql"]
+    print(f"\nlapor-gateway keyset: {args.rows} complaints, pages of 50 (median of 5)")
+    for backend in backends:
+        with tempfile.TemporaryDirectory(prefix="lapor-keyset-") as temp, database(backend, Path(temp)) as url:
+            store = open_store(url)
+            upgrade(store)
+            began = time.monotonic()
+            add_complaints(store, args.rows, chunk=20_000)
+            filled_s = time.monotonic() - began
+            with store.read() as session:
+                if backend == "postgresql":
+                    session.execute(text("ANALYZE complaint"))
+                # The cursor of the 51st oldest row: the page after it is the last one.
+                oldest = session.execute(
+                    select(Complaint).order_by(col(Complaint.received_at), col(Complaint.id)).offset(50).limit(1)
+                ).scalar_one()
+                cursor = queries.encode_cursor(oldest)
+
+                first_ms = timed_ms(functools.partial(queries.list_complaints, session, limit=50))
+                last_ms = timed_ms(functools.partial(queries.list_complaints, session, limit=50, cursor=cursor))
+                assert len(queries.list_complaints(session, limit=50, cursor=cursor).items) == 50
+            sample = min(args.rows, 100_000)
+            began = time.monotonic()
+            exported = sum(1 for _, _ in zip(range(sample), export.records(store), strict=False))
+            export_rate = exported / (time.monotonic() - began)
+            store.dispose()
+        print(
+            f"  {backend:10} first page {first_ms:6.1f} ms, last page {last_ms:6.1f} ms; "
+            f"export {export_rate:,.0f} records/s (first {sample:,}); filled in {filled_s:.0f} s"
+        )
 
 
 def main() -> None:
@@ -356,39 +659,37 @@ def main() -> None:
     parser.add_argument("-c", "--concurrency", type=int, default=int(os.environ.get("BENCH_C", "32")))
     parser.add_argument("-t", "--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
     parser.add_argument("-d", "--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    parser.add_argument("-w", "--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument("--messages", type=int, default=int(os.environ.get("SOAK_MESSAGES", "100000")))
+    parser.add_argument("--rate", type=float, default=float(os.environ.get("SOAK_RATE", "200")))
+    parser.add_argument("--rows", type=int, default=int(os.environ.get("KEYSET_ROWS", "1000000")))
+    parser.add_argument(
+        "what", nargs="*", help="soak | keyset | normalizer | scenario names (default: the standard runs)"
+    )
     args = parser.parse_args()
+    args.backend_given = args.backend is not None
+    args.backend = args.backend or "sqlite"
+    modes = [name for name in args.what if name in ("soak", "keyset", "normalizer")]
+    args.scenarios = [name for name in args.what if name not in modes]
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        sys.exit(f"bench: unknown scenario {unknown[0]} (known: soak, keyset, normalizer, {', '.join(SCENARIOS)})")
+    if "soak" in modes:
+        soak(args)
+    elif "keyset" in modes:
+        keyset(args)
+    elif "normalizer" in modes and not args.scenarios:
+        normalizer_bench()
+    else:
+        throughput(args)
+        if not args.what:
+            normalizer_bench()
 
-    with tempfile.TemporaryDirectory(prefix="lapor-bench-") as temp:
-        work = Path(temp)
-        baseline = run_baseline(work, args)
-        rows = [run_scenario(SCENARIOS[name], work, args) for name in args.scenarios]
 
-    backend = "postgresql" if args.database_url else "sqlite"
-    print(
-        f"\nlapor-gateway bench: wrk -t{args.threads} -c{args.concurrency} -d{args.seconds}s, "
-        f"store={backend}, cores={os.cpu_count()}"
-    )
-    header = (
-        f"{'scenario':26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stored p99 ms':>14} {'non-2xx':>8} {'ratio':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-
-    def line(result: Result, stored: list[float] | None) -> str:
-        stored_p99 = f"{percentile(stored, 0.99) * 1000:14.1f}" if stored else f"{'-':>14}"
-        ratio = result.rate / baseline.rate if baseline.rate else 0.0
-        return (
-            f"{result.name:26} {result.rate:8.0f} {result.p50_s * 1000:8.1f} "
-            f"{result.p99_s * 1000:8.1f} {stored_p99} {result.failures:8d} {ratio:6.2f}"
-        )
-
-    print(line(baseline, None))
-    for result, stored in rows:
-        print(line(result, stored))
-        if result.wraps:
-            print(f"  ({result.name}: the {args.count} pre-built requests ran out; {result.wraps} redeliveries)")
+def normalizer_bench() -> None:
+    # Not an HTTP scenario: normalize() in its own process on one core (bench/bench_normalizer.py).
+    subprocess.run([sys.executable, str(ROOT / "bench" / "bench_normalizer.py")], check=True)
 
 
 if __name__ == "__main__":

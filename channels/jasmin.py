@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Response
+from pydantic import model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, Reply, Sent
 from channels.gsm import is_gsm
@@ -48,6 +49,15 @@ class JasminSettings(SecretFormSettings):
     registry_name = "jasmin"
 
     send_url: str = ""
+
+    @model_validator(mode="after")
+    def _send_url_when_enabled(self) -> JasminSettings:
+        # Without it every acknowledgement would sit in the outbox and fail: stop start-up instead.
+        if self.enabled and not self.send_url:
+            raise ValueError(
+                "channels.jasmin.send_url is empty — set it to Jasmin's HTTP API, e.g. http://jasmin:1401/send"
+            )
+        return self
 
 
 def _is_receipt(form: Form) -> bool:

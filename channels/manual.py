@@ -65,6 +65,20 @@ class ManualEntry(BaseModel):
         return value
 
 
+def kept_raw(raw: bytes, entry: ManualEntry) -> bytes:
+    """The bytes the inbox keeps: as typed, except that an anonymous reporter's identity is dropped.
+
+    Anonymous means anonymous in the raw row too (``failed show``, the failed API): what is
+    never stored cannot be read back. The same entry always gives the same bytes, so a
+    repeated Idempotency-Key still finds its first body.
+    """
+    reporter = entry.reporter
+    if reporter.anonymity != "anonymous" or not (reporter.name or reporter.phone or reporter.email):
+        return raw
+    stripped = entry.model_copy(update={"reporter": ReporterIn(anonymity="anonymous")})
+    return stripped.model_dump_json(exclude_none=True).encode()
+
+
 def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
     """The agent's Idempotency-Key, scoped to the agent; a fresh id when none was given.
 

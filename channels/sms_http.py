@@ -23,7 +23,7 @@ from pydantic import SecretStr, model_validator
 
 from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem, Reply
 from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
-from normalizer.errors import AuthError, ProviderError, raise_for_provider_status
+from normalizer.errors import AuthError, ProviderError, StoreUnavailable, raise_for_provider_status
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
 
@@ -250,6 +250,8 @@ async def accept_or_none(ctx: ChannelContext, item: InboxItem) -> Accepted | Non
     """Hand an item to the inbox; None when it could not be stored, so the edge answers "try again"."""
     try:
         return await ctx.accept(item)
+    except StoreUnavailable:
+        raise  # the gateway answers every edge's "try later" (503 + Retry-After) and logs the outage once
     except Exception:  # the edge's last line: any failure to store means "not accepted"
         log.exception(ACCEPT_FAILED, provider=item.provider)
         return None

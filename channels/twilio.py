@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from fastapi import APIRouter, Request, Response
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from twilio.request_validator import RequestValidator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Receipt, Reply, Sent
@@ -45,6 +45,9 @@ class TwilioSettings(ChannelSettings):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     api_base: str = "https://api.twilio.com"
+    # WhatsApp through Twilio is a chat: a message within this many minutes joins the open complaint
+    # (the worker applies it to WhatsApp messages only; SMS through Twilio is never windowed).
+    followup_window_minutes: int = Field(default=30, ge=0)
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> TwilioSettings:

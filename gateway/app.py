@@ -13,19 +13,25 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, public_api, web
+from gateway import api, logs, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
 from gateway.inbox import InboxWriter
+from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
+from gateway.normalizer_models import load_understanding
+from gateway.notify import DONE_CHANNEL, listen
+from gateway.outage import RETRY_AFTER
+from gateway.public import public_body_limits
 from gateway.registry import CHANNELS
-from gateway.waiters import Waiters, poll_store
+from gateway.waiters import Waiters, follow_store
+from gateway.web import public_pages
 from gateway.worker import Worker, queue_depths, run_forever
-from sinks.store.db import Store, open_store
+from normalizer.errors import StoreUnavailable, TryLater
+from sinks.store.db import Store, is_outage, open_store, outage_message
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +48,15 @@ class Gateway:
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
         self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
-        self.worker = Worker(config, self.store, self.metrics, self.make_context, on_complete=self.waiters.complete)
+        self.understanding = load_understanding(config)
+        self.worker = Worker(
+            config,
+            self.store,
+            self.metrics,
+            self.make_context,
+            on_complete=self.waiters.complete,
+            understanding=self.understanding,
+        )
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
 
@@ -66,6 +80,35 @@ class Gateway:
             self._worker_thread = None
         self.inbox.stop()
 
+    async def follow_completions(self, fallback_s: float | None = None) -> None:
+        """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
+
+        PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
+        case a notification was missed. SQLite has no NOTIFY: a look every 20 ms while anyone waits.
+        """
+        wake = asyncio.Event()
+        interval_s = 0.02
+        stop_listening = threading.Event()
+        try:
+            if self.store.is_postgres:
+                loop = asyncio.get_running_loop()
+
+                def woken() -> None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed while a notification came in
+                        loop.call_soon_threadsafe(wake.set)
+
+                listening = (self.store.url, DONE_CHANNEL, woken, stop_listening, 1.0)
+                threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
+                interval_s = 0.5
+            await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+        finally:
+            stop_listening.set()
+
+    @property
+    def others_finish_rows(self) -> bool:
+        """Whether a worker outside this process may finish the rows this process accepted."""
+        return not self.config.worker.in_process or self.store.is_postgres
+
     def enabled_adapters(self) -> list[tuple[ChannelAdapter, Any]]:
         return [(CHANNELS[name], self.config.channel(name)) for name in self.config.enabled_channels()]
 
@@ -82,7 +125,16 @@ async def _supervise(name: str, adapter: ChannelAdapter, settings: Any, context:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # shutting down: an error raised while cleaning up must not restart the service
+            if isinstance(exc, StoreUnavailable) or is_outage(exc):
+                # Pollers and listeners simply pause while the store is away (its outage is logged once).
+                pause = TryLater.RETRY_AFTER_S
+                log.info(logs.SERVICE_PAUSED, channel=name, resume_in_s=pause, error=outage_message(exc))
+                await asyncio.sleep(pause)
+                continue
             log.exception(logs.SERVICE_CRASHED, channel=name, restart_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
@@ -98,8 +150,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         gateway.start()
         gateway.waiters.bind(asyncio.get_running_loop())
         tasks: list[asyncio.Task[None]] = []
-        if not gateway.config.worker.in_process:
-            tasks.append(asyncio.create_task(poll_store(gateway.waiters, gateway.store)))
+        if gateway.others_finish_rows:
+            tasks.append(asyncio.create_task(gateway.follow_completions()))
         async with http:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:
@@ -113,7 +165,14 @@ def create_app(gateway: Gateway) -> FastAPI:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await asyncio.to_thread(gateway.stop)
 
-    app = FastAPI(title="lapor-gateway", version="0.1.0", lifespan=lifespan)
+    docs = gateway.config.http.api_docs
+    app = FastAPI(
+        title="lapor-gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     app.state.gateway = gateway
 
     @app.get("/healthz", include_in_schema=False)
@@ -123,9 +182,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
         try:
+            if gateway.store.health.is_down:  # e.g. a full disk: reads work, writes do not
+                raise StoreUnavailable("store writes are failing")
             await asyncio.to_thread(gateway.store.ping)
-        except SQLAlchemyError as exc:
-            return JSONResponse({"ready": False, "error": type(exc).__name__}, status_code=503)
+        except StoreUnavailable:
+            return JSONResponse({"ready": False, "error": "StoreUnavailable"}, status_code=503, headers=RETRY_AFTER)
         return JSONResponse({"ready": True})
 
     @app.get("/metrics", include_in_schema=False)
@@ -136,7 +197,18 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(api.router)
     app.include_router(public_api.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
+    outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():
         if adapter.router is not None:
             app.include_router(adapter.router(settings, context))
+    # Outermost of our middleware: an oversized or slow body is refused before any route sees a byte.
+    http_config = gateway.config.http
+    app.add_middleware(
+        BodyLimit,
+        default=http_config.max_body_bytes,
+        # The public form and API take photos; a citizen over the limit sees the form's Indonesian page.
+        overrides={**public_body_limits(gateway.config.web.max_body_bytes), **http_config.body_limits},
+        pages={"/lapor": public_pages.too_big_page(gateway.config)},
+        body_timeout_s=http_config.body_timeout_s,
+    )
     return app

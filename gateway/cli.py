@@ -17,12 +17,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import inspect
 
-from gateway import audit, cli_web, replay
+from gateway import audit, cli_normalizer, cli_web, replay
 from gateway.auth import create_token, revoke_tokens
-from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
+from gateway.cli_common import ConfigSource, config_of, fail, say
+from gateway.config import DEFAULT_CONFIG_PATH, Config, display_url
 from gateway.logs import configure_logging
-from normalizer.errors import ConfigError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.db import Store, open_store, upgrade
@@ -38,9 +39,10 @@ app.add_typer(complaints_app, name="complaints")
 app.add_typer(failed_app, name="failed")
 app.add_typer(cli_web.users_app, name="users")
 app.command("import-csv")(cli_web.import_csv)
+cli_normalizer.register(app, complaints_app)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
 class Format(StrEnum):
@@ -68,22 +70,29 @@ def main_options(
     # No --config and no ./config.yaml: the embedded defaults (SQLite under data/, HTTP on 127.0.0.1:8080).
     if config is None and DEFAULT_CONFIG_PATH.exists():
         config = DEFAULT_CONFIG_PATH
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    configure_logging(loaded.logging.level, loaded.logging.format)
-    ctx.obj = loaded
+    source = ConfigSource(config)
+    # Read without the channels blocks here: only the commands that start channels need their secrets.
+    light = source.get(channels=False)
+    configure_logging(light.logging.level, light.logging.format)
+    ctx.obj = source
+    ctx.meta["config_path"] = config  # `serve --workers N` children read the same file
 
 
-def _config(ctx: typer.Context) -> Config:
-    config: Config = ctx.obj
-    return config
+def _config(ctx: typer.Context, channels: bool = False) -> Config:
+    return config_of(ctx, channels)
 
 
 def _store(ctx: typer.Context) -> Store:
     return open_store(_config(ctx).database.url)
+
+
+def _migrated_store(ctx: typer.Context) -> Store:
+    """The store for commands that read it: one line, not a traceback, when it was never migrated."""
+    store = _store(ctx)
+    if not inspect(store.engine).has_table("complaint"):
+        url = display_url(_config(ctx).database.url)
+        raise fail(f"database {url} has no tables yet — run .venv/bin/lapor-gateway db upgrade (serve does it too)")
+    return store
 
 
 def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: str) -> None:
@@ -111,26 +120,37 @@ def _cell(row: dict[str, Any], column: str) -> str:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
-    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process."""
-    import uvicorn
+def serve(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="HTTP processes on the port (default http.workers)")
+    ] = None,
+) -> None:
+    """Run the gateway: HTTP, channel listeners and (by default) the worker, in one process or N."""
+    from gateway import serving
 
-    from gateway.app import Gateway, create_app
-
-    config = _config(ctx)
+    config = _config(ctx, channels=True)
+    count, note = serving.effective_workers(config, workers)
+    if note is not None:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
     store = open_store(config.database.url, echo=config.database.echo)
-    upgrade(store)
-    gateway = Gateway(config, store)
-    uvicorn.run(create_app(gateway), host=config.http.host, port=config.http.port, log_level="warning")
+    upgrade(store)  # once, before any child starts
+    store.dispose()
+    say(
+        f"lapor-gateway serve: database {display_url(config.database.url)}, "
+        f"http://{config.http.host}:{config.http.port}, {count} process{'es' if count > 1 else ''}"
+    )
+    serving.run(config, ctx.meta.get("config_path"), count)
 
 
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
+    from gateway.worker import run_forever
 
-    config = _config(ctx)
-    gateway = Gateway(config, open_store(config.database.url))
+    config = _config(ctx, channels=True)
+    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
     stop = threading.Event()
 
     def request_stop(*_: object) -> None:
@@ -139,14 +159,15 @@ def worker(ctx: typer.Context) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    asyncio.run(gateway.worker.run(stop))
+    say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
+    run_forever(gateway.worker, stop)
 
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Apply the Alembic migrations."""
     upgrade(_store(ctx), revision)
-    out.print(f"database at revision {revision}")
+    out.print(f"database {display_url(_config(ctx).database.url)} at revision {revision}", markup=False, soft_wrap=True)
 
 
 @tokens_app.command("create")
@@ -166,7 +187,7 @@ def tokens_create(
 @tokens_app.command("revoke")
 def tokens_revoke(ctx: typer.Context, name: Annotated[str, typer.Option(help="whose tokens to revoke")]) -> None:
     """Revoke every token of NAME."""
-    count = revoke_tokens(_store(ctx), name)
+    count = revoke_tokens(_migrated_store(ctx), name)
     out.print(f"revoked {count} token(s) of {name}")
     if count == 0:
         raise typer.Exit(1)
@@ -187,17 +208,68 @@ def complaints_list(
     """Newest complaints first."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=queries.now().tzinfo)
-    with _store(ctx).read() as session:
+    with _migrated_store(ctx).read() as session:
         page = queries.list_complaints(session, channel=channel, since=since, q=q, limit=limit)
         rows = [queries.complaint_record(c) for c in page.items]
     _emit(rows, fmt, COMPLAINT_COLUMNS, "Complaints")
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@complaints_app.command("export")
+def complaints_export(
+    ctx: typer.Context,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="jsonl or csv")] = ExportFormat.jsonl,
+    since: Annotated[datetime | None, typer.Option(help="received at or after (ISO date/time, UTC)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")] = None,
+) -> None:
+    """Every complaint, oldest first, streamed in pages (constant memory, any number of records)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from gateway import export
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=queries.now().tzinfo)
+    store = _store(ctx)
+    writer = export.write_csv if fmt is ExportFormat.csv else export.write_jsonl
+    # A progress bar only for a person at a terminal, on stderr: the records stay clean on stdout.
+    show = err.is_terminal
+    with (
+        open(output, "w", encoding="utf-8", newline="") if output else _stdout() as sink,
+        Progress(
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not show,
+        ) as progress,
+    ):
+        total = None
+        if show:
+            with store.read() as session:
+                total = queries.count_complaints(session, since)
+        task = progress.add_task("export", total=total)
+        count = writer(export.records(store, since), sink, lambda: progress.advance(task))
+    store.dispose()
+    err.print(f"exported {count} complaint(s)", highlight=False)
+
+
+def _stdout() -> Any:
+    """stdout for ``with``, left open afterwards."""
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)
 
 
 @complaints_app.command("show")
 def complaints_show(ctx: typer.Context, tracking_id: str, fmt: FormatOption = Format.json) -> None:
     """One complaint by its tracking id."""
     canonical = canonical_tracking_id(tracking_id) or tracking_id
-    with _store(ctx).read() as session:
+    with _migrated_store(ctx).read() as session:
         found = queries.complaint_by_tracking_id(session, canonical)
         record = queries.complaint_record(found) if found else None
     if record is None:
@@ -212,7 +284,7 @@ FAILED_COLUMNS = ["id", "channel", "provider", "target", "attempts", "error_type
 @failed_app.command("list")
 def failed_list(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Inbox and outbox rows that gave up."""
-    _emit(replay.list_failed(_store(ctx)), fmt, FAILED_COLUMNS, "Failed messages")
+    _emit(replay.list_failed(_migrated_store(ctx)), fmt, FAILED_COLUMNS, "Failed messages")
 
 
 def _ref(text: str) -> replay.FailedRef:
@@ -226,9 +298,9 @@ def _ref(text: str) -> replay.FailedRef:
 @failed_app.command("show")
 def failed_show(ctx: typer.Context, failed_id: str, fmt: FormatOption = Format.json) -> None:
     """A failed message with its raw payload, headers, error and attempts."""
-    view = replay.show_failed(_store(ctx), _ref(failed_id))
+    view = replay.show_failed(_migrated_store(ctx), _ref(failed_id))
     if view is None:
-        err.print(f"no message {failed_id}")
+        err.print(f"no failed message {failed_id}")
         raise typer.Exit(1)
     _emit([view], fmt, FAILED_COLUMNS, failed_id)
 
@@ -240,10 +312,11 @@ def failed_replay(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what it would make, change nothing")] = False,
 ) -> None:
     """Put a failed message back in the queue (a replay never makes a second complaint)."""
-    store, ref = _store(ctx), _ref(failed_id)
+    store, ref = _migrated_store(ctx), _ref(failed_id)
     if dry_run:
         try:
-            out.print_json(json.dumps(replay.preview(store, _config(ctx), ref), ensure_ascii=False, default=str))
+            preview = replay.preview(store, _config(ctx, channels=True), ref)
+            out.print_json(json.dumps(preview, ensure_ascii=False, default=str))
         except LookupError as exc:
             err.print(str(exc))
             raise typer.Exit(1) from None
@@ -255,6 +328,33 @@ def failed_replay(
     out.print(f"{ref} is pending again")
 
 
+reporters_app = typer.Typer(help="Citizens' personal data (UU PDP requests).", no_args_is_help=True)
+app.add_typer(reporters_app, name="reporters")
+
+
+@reporters_app.command("forget")
+def reporters_forget(
+    ctx: typer.Context,
+    phone: Annotated[str | None, typer.Option(help="the reporter's phone number, any spelling")] = None,
+    email: Annotated[str | None, typer.Option(help="the reporter's e-mail address")] = None,
+    telegram_id: Annotated[str | None, typer.Option("--telegram-id", help="the reporter's Telegram user id")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what it would touch, change nothing")] = False,
+) -> None:
+    """Remove a reporter's identity from complaints, raw messages, outbox and attachments; keep the complaints."""
+    from gateway import forget
+
+    store = _store(ctx)
+    upgrade(store)
+    try:
+        done = forget.forget(
+            store, f"cli:{getpass.getuser()}", phone=phone, email=email, telegram_id=telegram_id, dry_run=dry_run
+        )
+    except ValueError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print_json(json.dumps({"dry_run": dry_run, **done.summary()}))
+
+
 telegram_app = typer.Typer(help="Telegram bot set-up.", no_args_is_help=True)
 app.add_typer(telegram_app, name="telegram")
 
@@ -264,7 +364,7 @@ def telegram_set_webhook(ctx: typer.Context) -> None:
     """Register <http.public_url>/webhooks/telegram with Telegram (setWebhook with the secret token)."""
     from channels.telegram import TelegramSettings, register_webhook
 
-    config = _config(ctx)
+    config = _config(ctx, channels=True)
     settings = config.channel("telegram")
     if not isinstance(settings, TelegramSettings) or not settings.enabled or settings.mode != "webhook":
         err.print("config: channels.telegram must be enabled with mode: webhook to set a webhook", markup=False)

@@ -18,7 +18,7 @@ from rich.table import Table
 from channels import csv_import
 from channels.base import Accept, Accepted, InboxItem
 from gateway import users
-from gateway.config import Config
+from gateway.cli_common import config_of
 from gateway.inbox import insert_inbox_row
 from normalizer.errors import PayloadError
 from sinks.store.db import Store, open_store, upgrade
@@ -27,7 +27,7 @@ from sinks.store.models import utcnow
 users_app = typer.Typer(help="Accounts for the web pages (call-center agents and admins).", no_args_is_help=True)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
 class Role(StrEnum):
@@ -36,7 +36,7 @@ class Role(StrEnum):
 
 
 def _store(ctx: typer.Context) -> Store:
-    config: Config = ctx.obj
+    config = config_of(ctx)
     store = open_store(config.database.url)
     upgrade(store)
     return store
@@ -126,7 +126,7 @@ def import_csv(
     entered_by: Annotated[str, typer.Option("--as", help="the staff account the rows are entered by")] = "cli",
 ) -> None:
     """Import a CSV recap: each good row through the inbox (provider csv); a re-import makes no duplicates."""
-    config: Config = ctx.obj
+    config = config_of(ctx, channels=True)
     if not config.channel("csv").enabled:
         err.print("import-csv: channels.csv.enabled is false in the config")
         raise typer.Exit(2)

@@ -17,12 +17,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import limits
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from channels.base import ChannelSettings
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
+# Relative paths of the embedded defaults are read from here (the checkout `make run` serves).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -41,7 +44,18 @@ class HttpConfig(_Section):
     # The URL providers see (behind a proxy it differs from Host); signatures are checked against it.
     public_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Path prefix -> byte limit, over the built-in per-provider limits (gateway/limits.py ROUTE_LIMITS).
+    body_limits: dict[str, int] = Field(default_factory=dict)
+    # Slow clients: the request head, the body, an idle keep-alive, and connections at once (then 503).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=512, ge=1)
+    # FastAPI's /docs and /redoc load Swagger UI from a CDN: off unless asked for (/openapi.json stays).
+    api_docs: bool = False
     timezone: str = "Asia/Jakarta"
+    # HTTP processes of `serve` on the one port (PostgreSQL only; SQLite serves with 1).
+    workers: int = Field(default=1, ge=1, le=64)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed; from anyone else it is ignored.
     trusted_proxies: list[str] = Field(default_factory=list)
 
@@ -132,6 +146,15 @@ class SinkConfig(_Section):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class NormalizerConfig(_Section):
+    """What the normalizer reads into each report (category, kind, region, priority, likely duplicates)."""
+
+    enabled: bool = True
+    # The installation's own area (Kemendagri code, "33.28"): bare kecamatan/desa names are looked for here first.
+    home_region: str | None = Field(default=None, pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$")
+    related_days: int = Field(default=14, ge=1, le=365)
+
+
 def _rate(value: str) -> str:
     try:
         limits.parse_many(value)
@@ -141,7 +164,8 @@ def _rate(value: str) -> str:
 
 
 class WebConfig(_Section):
-    """The citizens' public form and status page (``/lapor``, ``/cek``) and the public API's abuse limits."""
+    """The web pages: the staff cookie, and the citizens' form and status page (``/lapor``, ``/cek``) and
+    the public API's abuse limits."""
 
     # A person needs a few seconds to type a report; a form posted sooner is a script.
     min_fill_seconds: float = Field(default=3.0, ge=0)
@@ -155,6 +179,9 @@ class WebConfig(_Section):
     max_file_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # Signs the forms' tokens; empty: a random secret kept in the database, shared by every instance.
     form_secret: SecretStr = SecretStr("")
+    # None: the session cookie is Secure when the browser's own request came over https
+    # (X-Forwarded-Proto from a trusted proxy included); true/false forces it.
+    cookie_secure: bool | None = None
 
     @field_validator("rate_limit", "lookup_rate_limit")
     @classmethod
@@ -190,13 +217,14 @@ class Config(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
     data_dir: Path = Path("data")
     keywords: list[str] = Field(default_factory=lambda: ["LAPOR", "LPR"])
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
-    web: WebConfig = Field(default_factory=WebConfig)
+    normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
     public_api: PublicApiConfig = Field(default_factory=PublicApiConfig)
 
     @field_validator("channels", mode="before")
@@ -239,26 +267,46 @@ def _describe(exc: ValidationError, prefix: str = "") -> str:
     return f"config: {key}: {error['msg']}"
 
 
-def expand_env(text: str, environ: Mapping[str, str]) -> str:
-    """Replace ``${VAR}`` by its value; a missing variable is an error naming it."""
+def expand_env(text: str, environ: Mapping[str, str], strict: bool = True) -> str:
+    """Replace ``${VAR}`` by its value; a missing variable is an error naming it (left as it is if not strict)."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in environ:
+            if not strict:
+                return match.group(0)
             raise ConfigError(f"config: ${{{name}}} is used but the environment variable {name} is not set")
         return environ[name]
 
     return _ENV_REF.sub(value, text)
 
 
-def _expand_values(value: Any, environ: Mapping[str, str]) -> Any:
+def _expand_values(value: Any, environ: Mapping[str, str], strict: bool = True) -> Any:
     if isinstance(value, str):
-        return expand_env(value, environ)
+        return expand_env(value, environ, strict)
     if isinstance(value, Mapping):
-        return {key: _expand_values(item, environ) for key, item in value.items()}
+        return {key: _expand_values(item, environ, strict) for key, item in value.items()}
     if isinstance(value, list):
-        return [_expand_values(item, environ) for item in value]
+        return [_expand_values(item, environ, strict) for item in value]
     return value
+
+
+def _expand_config(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every ``${VAR}`` must be set, except inside a channel block that is not enabled (it never starts)."""
+    expanded = {key: _expand_values(value, environ) for key, value in data.items() if key != "channels"}
+    blocks = data.get("channels")
+    if isinstance(blocks, Mapping):
+        channels: dict[str, Any] = {}
+        for name, block in blocks.items():
+            if not isinstance(block, Mapping):
+                channels[name] = _expand_values(block, environ)
+                continue
+            enabled = _expand_values(block.get("enabled", False), environ)
+            channels[name] = _expand_values(block, environ, strict=enabled not in (False, "false", "False", 0, None))
+        expanded["channels"] = channels
+    elif "channels" in data:
+        expanded["channels"] = blocks
+    return expanded
 
 
 def parse_config(data: Mapping[str, Any]) -> Config:
@@ -269,20 +317,53 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         raise ConfigError(_describe(exc)) from None
 
 
-def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (or the embedded defaults when ``path`` is None)."""
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Relative SQLite files and ``data_dir`` made absolute against ``base``, not the current directory.
+
+    A command run from another folder then reads the same store instead of silently creating an empty one.
+    """
+    url = make_url(config.database.url)
+    database = url.database
+    updates: dict[str, Any] = {}
+    in_memory = not database or database == ":memory:" or database.startswith("file:")
+    if url.get_backend_name() == "sqlite" and not in_memory and not Path(database or "").is_absolute():
+        absolute = url.set(database=str((base / (database or "")).resolve()))
+        updates["database"] = config.database.model_copy(update={"url": absolute.render_as_string(hide_password=False)})
+    if not config.data_dir.is_absolute():
+        updates["data_dir"] = (base / config.data_dir).resolve()
+    return config.model_copy(update=updates) if updates else config
+
+
+def display_url(url: str) -> str:
+    """The database URL for a start-up line: absolute file path for SQLite, no password for a server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None, *, channels: bool = True) -> Config:
+    """Read ``path`` (or the embedded defaults when ``path`` is None).
+
+    Relative paths resolve against the config file's folder (the project root for the defaults).
+    ``channels=False`` is for commands that start no channel: the ``channels`` blocks are not read, so
+    their ``${VAR}`` secrets need not be set in that shell.
+    """
     environ = os.environ if environ is None else environ
     if path is None:
-        return parse_config({})
+        return resolve_paths(parse_config({}), PROJECT_ROOT)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config: {path} does not exist — pass --config or set LAPOR_GATEWAY_CONFIG") from None
     try:
-        # Expanded in values only, after parsing: a comment that mentions ${VAR} needs no variable.
-        data = _expand_values(yaml.safe_load(text) or {}, environ)
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {path} is not valid YAML: {exc}".splitlines()[0]) from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: {path} must hold a mapping at the top level")
-    return parse_config(data)
+    if not channels:
+        data = {key: value for key, value in data.items() if key != "channels"}
+    # Expanded in values only, after parsing: a comment that mentions ${VAR} needs no variable.
+    expanded = _expand_config(data, environ)
+    return resolve_paths(parse_config(expanded), path.resolve().parent)

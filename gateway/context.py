@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -15,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, select, text
+from sqlalchemy import Connection, delete, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
+from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from sinks.store.db import Store
 from sinks.store.models import ChannelState, utcnow
@@ -69,14 +73,59 @@ class AttachmentFiles:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Written to a temporary name, fsynced, then renamed: a crash never leaves half a file under the hash.
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(handle.name, target)
+            try:
+                _write_atomically(target, data)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    # Retryable: the row waits in the inbox until there is room again, it is not dead-lettered.
+                    raise StoreUnavailable(f"attachments: {os.strerror(exc.errno or 0)} under {self.root}") from exc
+                raise
         return Attachment(filename=filename, content_type=content_type, size=len(data), sha256=digest)
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written to a temporary name, fsynced, then renamed: a crash never leaves half a file under the hash.
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+        try:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            os.unlink(handle.name)  # a half-written file would only take the room that ran out
+            raise
+    os.replace(handle.name, target)
+
+
+LOCK_CHECK_S = 5.0
+
+
+async def _watch_lock(
+    connection: Connection, guard: threading.Lock, holder: asyncio.Task[Any], lost: asyncio.Event
+) -> None:
+    """Stop the holder when the session that holds the lock breaks (a database restart, a cut connection)."""
+    while True:
+        await asyncio.sleep(LOCK_CHECK_S)
+        try:
+            await asyncio.to_thread(_ping, connection, guard)
+        except SQLAlchemyError:
+            lost.set()
+            holder.cancel()
+            return
+
+
+def _ping(connection: Connection, guard: threading.Lock) -> None:
+    with guard:
+        connection.execute(text("SELECT 1"))
+        connection.commit()
+
+
+def advisory_key(schema: str, name: str) -> int:
+    """The PostgreSQL advisory lock key of a single service (also how an operator finds its holder in pg_locks)."""
+    return zlib.crc32(f"{schema}:{name}".encode())
 
 
 def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyncContextManager[None]]:
@@ -89,17 +138,33 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
 
     @contextlib.asynccontextmanager
     async def postgres(name: str) -> AsyncIterator[None]:
-        key = zlib.crc32(name.encode())
         with store.engine.connect() as connection:
+            # Advisory locks are database-wide: installations in other schemas of one database keep their own.
+            key = advisory_key(str(connection.execute(text("SELECT current_schema()")).scalar()), name)
             while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
                 connection.rollback()
                 await asyncio.sleep(2.0)
             connection.commit()
+            holder = asyncio.current_task()
+            lost = asyncio.Event()
+            guard = threading.Lock()  # the watch's ping runs in a thread; one user of the connection at a time
+            watch = asyncio.create_task(_watch_lock(connection, guard, holder, lost)) if holder is not None else None
             try:
                 yield
+            except asyncio.CancelledError:
+                if lost.is_set() and holder is not None:
+                    holder.uncancel()  # the cancel was ours, and it is answered by the error below
+                    # Our session (and with it the lock) is gone: another instance may run the service now.
+                    raise StoreUnavailable(f"lost the advisory lock of {name}; taking it again") from None
+                raise
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+                if watch is not None:
+                    watch.cancel()
+                if not lost.is_set():
+                    # A lock whose connection the server cut (an outage, a restart) is gone with it: nothing to undo.
+                    with guard, contextlib.suppress(SQLAlchemyError):
+                        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        connection.commit()
 
     @contextlib.asynccontextmanager
     async def file_lock(name: str) -> AsyncIterator[None]:

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 
 # How long a manual entry waits for the worker before answering "still processing" (202).
 ENTRY_WAIT_S = 15.0
+# How often a waiting entry checks that the store is still there.
+STORE_CHECK_S = 0.5
 
 STORED = 201
 PROCESSING = 202
 KEY_REUSED = 422
 WORKER_FAILED = 500
-UNAVAILABLE = 503
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,8 @@ async def accept_and_wait(gateway: Gateway, item: InboxItem) -> EntryResult:
     raw = item.raw
     key = (item.channel, item.provider, item.external_id)
     with gateway.waiters.waiting(key) as completed:
-        try:
-            accepted = await gateway.inbox.accept(item)
-        except StoreUnavailable as exc:
-            return EntryResult(UNAVAILABLE, {"detail": str(exc)}, headers={"Retry-After": "5"})
+        # StoreUnavailable rises to gateway/outage.py, which answers every caller's "try later" in one place.
+        accepted = await gateway.inbox.accept(item)
         if accepted.duplicate and not await run_in_threadpool(_same_body, gateway, accepted.inbox_id, raw):
             return EntryResult(KEY_REUSED, {"detail": "Idempotency-Key was already used with a different body"})
         # A redelivered key may be long finished; a new row cannot be, so it only waits.
@@ -117,12 +116,30 @@ def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
 async def _wait_for_worker(
     gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
-    """Wait for the worker's word: from its thread in this process, or from ``waiters.poll_store``."""
-    try:
-        completion = await asyncio.wait_for(asyncio.shield(completed), ENTRY_WAIT_S)
-    except TimeoutError:
-        # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
-        return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+    """Wait for the worker's word: from its thread in this process, or from ``waiters.follow_store``.
+
+    The row is committed already, so when the store goes away meanwhile the answer is "accepted, still
+    processing" (202) at once, rather than a wait for a worker that cannot write.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ENTRY_WAIT_S
+    while True:
+        try:
+            completion = await asyncio.wait_for(asyncio.shield(completed), min(STORE_CHECK_S, ENTRY_WAIT_S))
+            break
+        except TimeoutError:
+            if gateway.store.health.is_down:
+                return None
+            if loop.time() >= deadline:
+                return await _look_once(gateway, inbox_id)
     if completion.status == DONE and completion.records:
         return STORED, completion.records[0]
-    return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+    return await _look_once(gateway, inbox_id)
+
+
+async def _look_once(gateway: Gateway, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
+    # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
+    try:
+        return await run_in_threadpool(_stored_answer, gateway, inbox_id)
+    except StoreUnavailable:
+        return None  # committed before the store went: "accepted, still processing"

@@ -19,6 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import Executable, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,7 @@ from sqlmodel import Session
 from channels.base import Accepted, InboxItem
 from gateway import logs
 from gateway.metrics import Metrics
+from gateway.notify import INBOX_CHANNEL
 from normalizer.errors import StoreUnavailable
 from sinks.store.db import Store
 from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
@@ -43,8 +45,6 @@ class _Pending:
 
 
 _STOP = object()
-# PostgreSQL LISTEN/NOTIFY channel on which committed inbox rows are announced.
-INBOX_CHANNEL = "lapor_inbox"
 
 
 _INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
@@ -104,6 +104,70 @@ def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -
         return Accepted(inbox_id=int(inserted), duplicate=False)
     existing = connection.execute(_FIND, values).scalar_one()
     return Accepted(inbox_id=int(existing), duplicate=True)
+
+
+# PostgreSQL: a whole group in one statement (one round trip, not one per row), compiled once.
+_INSERT_MANY = text(
+    "INSERT INTO inbox (channel, provider, external_id, received_at, raw, headers, meta, status, last_error, "
+    "attempts, next_attempt_at) "
+    "SELECT * FROM unnest(CAST(:channel AS varchar[]), CAST(:provider AS varchar[]), CAST(:external_id AS varchar[]), "
+    "CAST(:received_at AS timestamptz[]), CAST(:raw AS bytea[]), CAST(:headers AS json[]), CAST(:meta AS json[]), "
+    "CAST(:status AS varchar[]), CAST(:last_error AS varchar[]), CAST(:attempts AS integer[]), "
+    "CAST(:next_attempt_at AS timestamptz[])) "
+    "ON CONFLICT (channel, provider, external_id) DO NOTHING "
+    "RETURNING id, channel, provider, external_id"
+)
+_FIND_MANY = text(
+    "SELECT id, channel, provider, external_id FROM inbox "
+    "WHERE (channel, provider, external_id) IN (SELECT * FROM unnest("
+    "CAST(:channel AS varchar[]), CAST(:provider AS varchar[]), CAST(:external_id AS varchar[])))"
+)
+
+
+def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]]) -> list[Accepted]:
+    """Insert a group of rows (or find those a previous delivery made), in the caller's transaction.
+
+    On PostgreSQL the group is two statements whatever its size; elsewhere one insert per row.
+    Within a group, the first copy of a key is new and later copies are duplicates, as they would be
+    one after the other.
+    """
+    if session.connection().dialect.name != "postgresql":
+        return [insert_inbox_row(session, item, received_at) for item, received_at in batch]
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    for item, received_at in batch:
+        columns["channel"].append(item.channel)
+        columns["provider"].append(item.provider)
+        columns["external_id"].append(item.external_id)
+        columns["received_at"].append(received_at)
+        columns["raw"].append(item.raw)
+        columns["headers"].append(orjson.dumps(dict(item.headers)).decode())
+        columns["meta"].append(orjson.dumps(dict(item.meta), option=orjson.OPT_NON_STR_KEYS).decode())
+        columns["status"].append(IGNORED if item.ignored_reason else PENDING)
+        columns["last_error"].append(item.ignored_reason)
+        columns["attempts"].append(0)
+        columns["next_attempt_at"].append(received_at)
+    inserted = {(c, p, e): int(i) for i, c, p, e in session.execute(_INSERT_MANY, columns).all()}
+    keys = [(item.channel, item.provider, item.external_id) for item, _ in batch]
+    existing: dict[tuple[str, str, str], int] = {}
+    missing = [key for key in dict.fromkeys(keys) if key not in inserted]
+    if missing:
+        found = session.execute(
+            _FIND_MANY,
+            {
+                "channel": [k[0] for k in missing],
+                "provider": [k[1] for k in missing],
+                "external_id": [k[2] for k in missing],
+            },
+        ).all()
+        existing = {(c, p, e): int(i) for i, c, p, e in found}
+    results: list[Accepted] = []
+    for key in keys:
+        if key in inserted:
+            results.append(Accepted(inbox_id=inserted.pop(key), duplicate=False))
+            existing[key] = results[-1].inbox_id  # a later copy in this group is a duplicate of it
+        else:
+            results.append(Accepted(inbox_id=existing[key], duplicate=True))
+    return results
 
 
 class InboxWriter:
@@ -172,10 +236,17 @@ class InboxWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with self._store.write() as session:
-                results = [insert_inbox_row(session, each.item, each.received_at) for each in batch]
+                results = insert_inbox_rows(session, [(each.item, each.received_at) for each in batch])
                 if self._store.is_postgres:
                     # Delivered at commit: wakes workers in other processes (see gateway/worker.py).
                     session.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
+        except StoreUnavailable as exc:
+            # The store is not there: every item of the batch gets "try later" (the store logged the outage
+            # once); trying them one by one would only knock on a closed door len(batch) times.
+            self._store.health.refused_deliveries(len(batch))
+            for each in batch:
+                each.done.set_exception(exc)
+            return
         except SQLAlchemyError as exc:
             if len(batch) > 1:
                 # One bad item must not sink its neighbours: commit them one by one.

@@ -26,8 +26,13 @@ REPLAY_REQUESTED = "replay.requested"
 SERVICE_STARTED = "service.started"
 SERVICE_STOPPED = "service.stopped"
 SERVICE_CRASHED = "service.crashed"
+SERVICE_PAUSED = "service.paused"
 AUTH_REFUSED = "auth.refused"
 GATEWAY_STARTED = "gateway.started"
+NORMALIZER_TRAINED = "normalizer.trained"
+NORMALIZER_RENORMALIZED = "normalizer.renormalized"
+HTTP_BODY_REFUSED = "http.body_refused"
+HTTP_HEADER_TIMEOUT = "http.header_timeout"
 
 # A 16-digit NIK (national id) and phone numbers in their Indonesian spellings.
 _NIK = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")
@@ -65,21 +70,65 @@ def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests and daemons swap it), like ``_stderr_logger``."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """JSON when not on a terminal (or asked for), console rendering on a terminal."""
+    """JSON when not on a terminal (or asked for), console rendering on a terminal.
+
+    Libraries that log through the standard library (uvicorn's "Exception in ASGI application",
+    SQLAlchemy, asyncio, aiosmtpd) go through the same processors, so in JSON a traceback is one
+    field (``exception``) of one line, never lines of its own.
+    """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.format_exc_info,
             mask_personal_data,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         # Looked up at each use, not at configure time: tests and daemons swap sys.stderr.
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+    handler = _StderrHandler()
+    handler.set_name("lapor-gateway")
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                mask_personal_data,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "lapor-gateway"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+    # uvicorn's dictConfig (when something applied it) keeps its loggers to multi-line handlers of its own.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True

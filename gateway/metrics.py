@@ -7,6 +7,11 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from normalizer.errors import StoreUnavailable
+
+QUEUE_SERIES = tuple((table, status) for table in ("inbox", "outbox") for status in ("pending", "processing", "failed"))
 
 
 class _QueueDepth(Collector):
@@ -16,9 +21,23 @@ class _QueueDepth(Collector):
         self._read_depths = read_depths
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        up = GaugeMetricFamily("lapor_store_up", "1 when the central store answered this scrape, 0 when it did not")
+        try:
+            depths = self._read_depths()
+        except (SQLAlchemyError, StoreUnavailable):
+            # A store outage must not turn /metrics into a 500: the alert on lapor_store_up needs this answer.
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         gauge = GaugeMetricFamily("lapor_queue_depth", "Rows waiting, by table and status", labels=["table", "status"])
-        for (table, status), count in sorted(self._read_depths().items()):
-            gauge.add_metric([table, status], count)
+        # Every series always present (0 included), so alert rules and dashboards see no gaps.
+        for table, status in QUEUE_SERIES:
+            gauge.add_metric([table, status], depths.get((table, status), 0))
+        for (table, status), count in sorted(depths.items()):
+            if (table, status) not in QUEUE_SERIES:
+                gauge.add_metric([table, status], count)
         yield gauge
 
 
@@ -48,6 +67,12 @@ class Metrics:
             "lapor_outbox_failed",
             "Outbox deliveries that failed",
             ["kind", "target", "retryable"],
+            registry=self.registry,
+        )
+        self.urgent = Counter(
+            "lapor_complaints_urgent",
+            "Complaints stored as urgent (they threaten safety)",
+            ["channel"],
             registry=self.registry,
         )
         self.latency = Histogram(

@@ -383,6 +383,14 @@ def _safe_filename(name: str | None) -> str | None:
     return cleaned[:120] or None
 
 
+PUBLIC_PATHS = ("/lapor", "/api/v1/public/reports")
+
+
+def public_body_limits(max_body_bytes: int) -> dict[str, int]:
+    """The HTTP body limits of the public doors (``gateway.limits.BodyLimit``): room for the uploads."""
+    return dict.fromkeys(PUBLIC_PATHS, max_body_bytes)
+
+
 def doors_of(request: Request) -> Doors:
     """The app's ``Doors``, made on first use; refused (404) when ``channels.web`` is switched off."""
     state = request.app.state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from openpyxl import Workbook
@@ -21,8 +21,16 @@ from sqlmodel import col
 from sinks.store.db import Store
 from sinks.store.models import Complaint
 
-# Dimension code -> the column it counts by, and its heading in the files.
-DIMENSIONS: dict[str, str] = {"channel": "Kanal", "source": "Sumber", "category": "Kategori", "status": "Status"}
+# Dimension code -> the column it counts by, and its heading in the files. "region" is worked out from
+# region_code: kecamatan inside the home region, kabupaten/kota elsewhere (``region_unit``).
+DIMENSIONS: dict[str, str] = {
+    "channel": "Kanal",
+    "source": "Sumber",
+    "category": "Kategori",
+    "kind": "Jenis",
+    "region": "Wilayah",
+    "status": "Status",
+}
 HEADINGS = ("Dimensi", "Kode", "Nama", "Jumlah")
 
 NameOf = Callable[[str, str | None], str]
@@ -40,19 +48,47 @@ class Recap:
     end: datetime
     total: int
     counts: dict[str, list[tuple[str | None, int]]]
+    # Names of the region codes in counts["region"] (Kemendagri names), for the page and the files.
+    region_names: dict[str, str] = field(default_factory=dict)
 
 
-def build(store: Store, start: datetime, end: datetime) -> Recap:
+def region_unit(code: str, home_region: str | None) -> str:
+    """What a region is counted as: its kecamatan inside the home region, its kabupaten/kota elsewhere."""
+    parts = code.split(".")
+    home_depth = len(home_region.split(".")) if home_region else 0
+    if home_region and 0 < home_depth <= 2 and (code == home_region or code.startswith(home_region + ".")):
+        return ".".join(parts[:3])
+    return ".".join(parts[:2])
+
+
+def build(
+    store: Store,
+    start: datetime,
+    end: datetime,
+    home_region: str | None = None,
+    region_name: Callable[[str], str | None] = lambda code: None,
+) -> Recap:
     period = (col(Complaint.received_at) >= start, col(Complaint.received_at) < end)
     counts: dict[str, list[tuple[str | None, int]]] = {}
     with store.read() as session:
         total = session.execute(select(func.count()).select_from(Complaint).where(*period)).scalar_one()
         for dimension in DIMENSIONS:
+            if dimension == "region":
+                continue
             column = getattr(Complaint, dimension)
             rows = session.execute(select(column, func.count()).where(*period).group_by(column)).all()
             # Largest first; ties by code so the file is the same every time.
             counts[dimension] = sorted(((code, int(n)) for code, n in rows), key=lambda r: (-r[1], r[0] or ""))
-    return Recap(start=start, end=end, total=int(total), counts=counts)
+        by_code = session.execute(
+            select(col(Complaint.region_code), func.count()).where(*period).group_by(col(Complaint.region_code))
+        ).all()
+    units: dict[str | None, int] = {}
+    for code, n in by_code:
+        unit = region_unit(code, home_region) if code else None
+        units[unit] = units.get(unit, 0) + int(n)
+    counts["region"] = sorted(units.items(), key=lambda r: (-r[1], r[0] or ""))
+    names = {code: region_name(code) or code for code in units if code}
+    return Recap(start=start, end=end, total=int(total), counts=counts, region_names=names)
 
 
 def rows(recap: Recap, name_of: NameOf = codes_only) -> list[tuple[str, str, str, int]]:
@@ -60,7 +96,10 @@ def rows(recap: Recap, name_of: NameOf = codes_only) -> list[tuple[str, str, str
     lines: list[tuple[str, str, str, int]] = [("Total", "", "Semua laporan", recap.total)]
     for dimension, heading in DIMENSIONS.items():
         for code, count in recap.counts[dimension]:
-            lines.append((heading, code or "", name_of(dimension, code), count))
+            name = (
+                recap.region_names.get(code or "", code or "-") if dimension == "region" else name_of(dimension, code)
+            )
+            lines.append((heading, code or "", name, count))
     return lines
 
 
@@ -91,7 +130,10 @@ def to_xlsx(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> byt
         part = book.create_sheet(heading)
         part.append(["Kode", "Nama", "Jumlah"])
         for code, count in recap.counts[dimension]:
-            part.append([code or "", name_of(dimension, code), count])
+            name = (
+                recap.region_names.get(code or "", code or "-") if dimension == "region" else name_of(dimension, code)
+            )
+            part.append([code or "", name, count])
         part.column_dimensions["B"].width = 40
     buffer = io.BytesIO()
     book.save(buffer)

@@ -37,7 +37,7 @@ def parse_ref(text: str) -> FailedRef:
     """``inbox-12``, ``outbox-5``, or a bare number for an inbox row."""
     table, _, number = text.rpartition("-")
     table = table or "inbox"
-    if table not in TABLES or not number.isdigit():
+    if table not in TABLES or not (number.isascii() and number.isdigit()) or int(number) > queries.MAX_ID:
         raise ValueError(f"{text!r} is not a failed-message id (use inbox-<n> or outbox-<n>)")
     return FailedRef(table, int(number))
 
@@ -79,9 +79,14 @@ def _raw_view(raw: bytes) -> dict[str, Any]:
 
 
 def show_failed(store: Store, ref: FailedRef) -> dict[str, Any] | None:
+    """A failed row with its raw payload; None for a row that is not (or no longer) failed.
+
+    The dead-letter list is not a window onto every message: a row that was processed is seen
+    through its complaint, where anonymity is honoured.
+    """
     with store.read() as session:
         row = session.get(TABLES[ref.table], ref.id)
-        if row is None:
+        if row is None or row.status != FAILED:
             return None
         view = _summary(ref.table, row)
         if ref.table == "inbox":

@@ -1,8 +1,12 @@
 """Staff accounts for the web pages: create, disable, list, and check a password.
 
-Passwords are hashed with argon2id. Repeated wrong passwords lock the
-account for a while that doubles with every further miss (a slow-down that
-needs no sleeping server thread), so guessing online is hopeless.
+Passwords are hashed with argon2id. Wrong passwords slow down both the
+account and the address they come from (``gateway/throttle.py``): after a
+few misses each further one makes the next try wait longer, doubling. The
+account's wait is short (at most a minute), so nobody can shut an admin out
+by guessing wrong on purpose; the address's grows to a quarter of an hour, so
+one machine cannot guess across many names. A made-up name is counted and
+answered exactly like a real one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlmodel import col
 
+from gateway import throttle
 from gateway.auth import ROLES, Principal
 from normalizer.errors import AuthError
 from sinks.store.db import Store
@@ -23,10 +28,13 @@ from sinks.store.models import StaffUser, utcnow
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 10
-# Misses allowed before the first lock; then 1, 2, 4 … minutes, capped at an hour.
-FREE_MISSES = 5
-FIRST_LOCK = timedelta(minutes=1)
-LONGEST_LOCK = timedelta(hours=1)
+# Sign-in throttles: per account (short, so it cannot be turned into a lock-out) and per address.
+ACCOUNT_DELAYS = throttle.Delays(
+    free=5, first=timedelta(seconds=1), longest=timedelta(minutes=1), window=timedelta(hours=1)
+)
+ADDRESS_DELAYS = throttle.Delays(
+    free=10, first=timedelta(seconds=1), longest=timedelta(minutes=15), window=timedelta(hours=1)
+)
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): about 20 ms a check on a 2-core box, still far
 # too slow for offline guessing at scale; the hash records its parameters, so raising them later rehashes
@@ -40,12 +48,12 @@ class UserError(ValueError):
     """A request about an account that cannot be done (bad name, short password, no such user)."""
 
 
-class LockedOut(AuthError):
-    """Too many wrong passwords; the account opens again at ``until``."""
+class Throttled(AuthError):
+    """Too many wrong passwords lately from this address or for this name: try again in ``wait``."""
 
-    def __init__(self, until: datetime) -> None:
-        super().__init__(f"account locked until {until.isoformat()}")
-        self.until = until
+    def __init__(self, wait: timedelta) -> None:
+        self.seconds = max(1, int(wait.total_seconds() + 0.999))
+        super().__init__(f"too many wrong passwords; try again in {self.seconds} s")
 
 
 @dataclass(frozen=True)
@@ -105,40 +113,50 @@ def list_users(store: Store) -> list[UserView]:
         return [_view(user) for user in rows]
 
 
-def lock_duration(failed_logins: int) -> timedelta | None:
-    """How long the account stays shut after this many misses in a row (None: not locked)."""
-    if failed_logins < FREE_MISSES:
-        return None
-    lock: timedelta = FIRST_LOCK * 2 ** min(failed_logins - FREE_MISSES, 16)
-    return min(lock, LONGEST_LOCK)
+def check_password(
+    store: Store, username: str, password: str, now: datetime | None = None, address: str | None = None
+) -> Principal:
+    """The principal for a right password; ``AuthError`` (or ``Throttled``) otherwise, saying no more.
 
-
-def check_password(store: Store, username: str, password: str, now: datetime | None = None) -> Principal:
-    """The principal for a right password; ``AuthError`` (or ``LockedOut``) otherwise, saying no more."""
+    Known, unknown and disabled names go through the same steps (the same rows, the same hash
+    check, the same answers), so the answers tell an outsider nothing about which names exist.
+    """
     now = now or utcnow()
     refusal: AuthError | None = None
-    # The refusal is raised after the transaction: raising inside it would roll back the miss counter.
+    principal: Principal | None = None
+    # The refusal is raised after the transaction: raising inside it would roll back the miss counters.
     with store.write() as session:
+        # Locked in a fixed order (account, then address) so two sign-ins never wait on each other in a circle.
+        account = throttle.locked(session, f"login-user:{username}", now, ACCOUNT_DELAYS.window)
+        counted = [(account, ACCOUNT_DELAYS)]
+        if address:
+            counted.append(
+                (throttle.locked(session, f"login-address:{address}", now, ADDRESS_DELAYS.window), ADDRESS_DELAYS)
+            )
+        wait = throttle.wait([row for row, _ in counted], now)
         user = session.execute(select(StaffUser).where(col(StaffUser.username) == username)).scalar_one_or_none()
-        if user is None or user.disabled_at is not None:
+        if wait is not None:
+            refusal = Throttled(wait)  # no hash check at all while waiting: guesses are not even looked at
+        elif user is None or user.disabled_at is not None:
             _verify(_DUMMY_HASH, password)
             refusal = AuthError("unknown user or wrong password")
-        elif user.locked_until is not None and user.locked_until > now:
-            refusal = LockedOut(user.locked_until)
         elif not _verify(user.password_hash, password):
-            user.failed_logins += 1
-            lock = lock_duration(user.failed_logins)
-            user.locked_until = now + lock if lock else None
-            refusal = LockedOut(user.locked_until) if user.locked_until else AuthError("unknown user or wrong password")
+            refusal = AuthError("unknown user or wrong password")
         else:
+            throttle.clear(account, now)
             user.failed_logins = 0
             user.locked_until = None
             user.last_login_at = now
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = _hasher.hash(password)
             principal = Principal(name=user.username, role=user.role)
+            throttle.prune(session, now)
+        if refusal is not None and not isinstance(refusal, Throttled):
+            for row, delays in counted:
+                throttle.miss(row, delays, now)
     if refusal is not None:
         raise refusal
+    assert principal is not None
     return principal
 
 

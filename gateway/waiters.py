@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlmodel import col
 
 from gateway.worker import Completion
 from sinks.store import queries
 from sinks.store.db import Store
-from sinks.store.models import DONE, FAILED, IGNORED, InboxMessage
+from sinks.store.models import DONE, FAILED, IGNORED, Complaint, InboxMessage
 
 Key = tuple[str, str, str]
 
@@ -46,27 +49,30 @@ class Waiters:
                     self._futures.pop(key, None)
 
     def keys(self) -> list[Key]:
+        """Keys somebody still waits for (a future already answered needs no look in the store)."""
         with self._lock:
-            return list(self._futures)
+            return [key for key, futures in self._futures.items() if any(not future.done() for future in futures)]
 
     def complete(self, completions: list[Completion]) -> None:
-        """Called by the worker (any thread) after its batch committed."""
+        """Called by the worker (any thread) after its batch committed: one wake-up of the loop per batch."""
         if self._loop is None:
             return
         with self._lock:
             ready = [(c, list(self._futures.get(c.key, []))) for c in completions if c.key in self._futures]
-        for completion, futures in ready:
-            for future in futures:
-                self._loop.call_soon_threadsafe(_resolve, future, completion)
+        if ready:
+            self._loop.call_soon_threadsafe(_resolve_all, ready)
 
 
-async def poll_store(waiters: Waiters, store: Store, interval_s: float = 0.02) -> None:
-    """With the worker in other processes, nobody calls ``complete`` here: look for finished rows instead.
+async def follow_store(waiters: Waiters, store: Store, wake: asyncio.Event, interval_s: float) -> None:
+    """When workers in other processes finish our rows, nobody calls ``complete`` here: look in the store.
 
-    One query per tick covers every request that is waiting, however many there are.
+    One query covers every request that is waiting, however many there are; it runs when ``wake`` is
+    set (PostgreSQL: a worker's NOTIFY at its batch's commit, so once per batch) or after ``interval_s``.
     """
     while True:
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+        wake.clear()
         keys = waiters.keys()
         if keys:
             finished = await asyncio.to_thread(_finished_rows, store, keys)
@@ -76,7 +82,6 @@ async def poll_store(waiters: Waiters, store: Store, interval_s: float = 0.02) -
 
 def _finished_rows(store: Store, keys: list[Key]) -> list[Completion]:
     inbox = InboxMessage.__table__  # type: ignore[attr-defined]
-    completions: list[Completion] = []
     with store.read() as session:
         rows = session.execute(
             select(inbox.c.id, inbox.c.channel, inbox.c.provider, inbox.c.external_id, inbox.c.status).where(
@@ -84,12 +89,24 @@ def _finished_rows(store: Store, keys: list[Key]) -> list[Completion]:
                 inbox.c.status.in_([DONE, FAILED, IGNORED]),
             )
         ).all()
-        for inbox_id, channel, provider, external_id, status in rows:
-            records = tuple(queries.complaint_record(c) for c in queries.complaints_for_inbox(session, inbox_id))
-            completions.append(Completion(inbox_id, (channel, provider, external_id), status, records=records))
-    return completions
+        # The records of all of them in one more query, not one per row.
+        records: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        if rows:
+            found = session.execute(
+                select(Complaint)
+                .where(col(Complaint.inbox_id).in_([row[0] for row in rows]))
+                .order_by(col(Complaint.inbox_id), col(Complaint.part))
+            ).scalars()
+            for complaint in found:
+                records[complaint.inbox_id].append(queries.complaint_record(complaint))
+    return [
+        Completion(inbox_id, (channel, provider, external_id), status, records=tuple(records[inbox_id]))
+        for inbox_id, channel, provider, external_id, status in rows
+    ]
 
 
-def _resolve(future: asyncio.Future[Completion], completion: Completion) -> None:
-    if not future.done():
-        future.set_result(completion)
+def _resolve_all(ready: list[tuple[Completion, list[asyncio.Future[Completion]]]]) -> None:
+    for completion, futures in ready:
+        for future in futures:
+            if not future.done():
+                future.set_result(completion)

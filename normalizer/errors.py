@@ -59,3 +59,25 @@ def raise_for_provider_status(status: int, what: str, detail: str = "", also_ret
 
 class IgnoredMessage(GatewayError):
     """Not a citizen's message (a bounce, a receipt): kept in the inbox, marked ignored."""
+
+
+class TryLater:
+    """Each edge's "try again later", in one place: what an edge answers when the store cannot take a message.
+
+    The sender keeps the message and delivers it again, so nothing acknowledged is lost and nothing
+    refused is gone. Edges answer with these when they meet ``StoreUnavailable`` (or any retryable error).
+    """
+
+    # Seconds the HTTP answers ask the caller to wait (Retry-After); the store is probed every second.
+    RETRY_AFTER_S = 5
+    HTTP_STATUS = 503
+    # RFC 3463 4.3.0: "other or undefined mail system status", transient: the MTA queues and retries.
+    SMTP_REPLY = "451 4.3.0 Could not store the message now, please try again later"
+    # SMPP 3.4 ESME_RX_T_APPN (0x64), "ESME receiver temporary app error": the SMSC redelivers the deliver_sm.
+    SMPP_STATUS = 0x00000064
+    HTTP_DETAIL = "the complaint store is unavailable; try again later"
+
+
+def try_later(exc: BaseException) -> bool:
+    """Whether an edge should answer "try again later" (rather than "refused") for ``exc``."""
+    return isinstance(exc, GatewayError) and exc.retryable

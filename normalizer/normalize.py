@@ -16,6 +16,7 @@ from normalizer.phone import to_e164
 from normalizer.text import clean_optional, clean_text
 from normalizer.tracking import canonical_tracking_id, quoted_tracking_id
 from normalizer.types import ChannelMessage, ComplaintRecord, Kind, Location, Reporter
+from normalizer.understand import Understanding, apply, mask_body, read
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("LAPOR", "LPR")
 _STATUS = re.compile(r"^\s*/?STATUS\b[\s:#.-]*(.*)$", re.IGNORECASE | re.DOTALL)
@@ -76,9 +77,18 @@ def _location(location: Location | None) -> Location | None:
     return None if cleaned == Location() else cleaned
 
 
-def to_record(msg: ChannelMessage, body: str, received_at: datetime, parent: str | None) -> ComplaintRecord:
+def to_record(
+    msg: ChannelMessage,
+    body: str,
+    received_at: datetime,
+    parent: str | None,
+    understanding: Understanding | None = None,
+) -> ComplaintRecord:
     kind: Kind = msg.kind or "complaint"
-    return ComplaintRecord(
+    if msg.anonymity == "anonymous":
+        # An anonymous reporter's number or NIK written in the text would undo the anonymity.
+        body = mask_body(body)
+    record = ComplaintRecord(
         kind=kind,
         channel=msg.channel,
         provider=msg.provider,
@@ -94,17 +104,27 @@ def to_record(msg: ChannelMessage, body: str, received_at: datetime, parent: str
         parent_tracking_id=parent,
         entered_by=msg.entered_by,
     )
+    if understanding is None:
+        return record
+    location_text = record.location.text if record.location else None
+    text = "\n".join(part for part in (record.subject, body, location_text) if part)
+    return apply(record, read(text, understanding), msg.category, msg.kind, understanding.regions)
 
 
 def normalize(
     msg: ChannelMessage,
     received_at: datetime,
     keywords: Sequence[str] = DEFAULT_KEYWORDS,
+    understanding: Understanding | None = None,
 ) -> Outcome:
-    """Decide what a message is and, for a complaint, build its record."""
+    """Decide what a message is and, for a complaint, build its record.
+
+    With ``understanding`` (models loaded at start) the record also gets its category, kind,
+    region, priority and the ``auto`` explanation; without it those stay as the channel gave them.
+    """
     text = clean_text(msg.text)
     if not msg.detect_intent:
-        return NewComplaint(to_record(msg, text, received_at, msg.parent_tracking_id))
+        return NewComplaint(to_record(msg, text, received_at, msg.parent_tracking_id, understanding))
 
     status = _STATUS.match(text)
     if status:
@@ -114,4 +134,4 @@ def normalize(
     if not body and not msg.attachments and msg.location is None:
         return NeedsHelp("empty" if not text else "keyword_only")
     parent = msg.parent_tracking_id or quoted_tracking_id(body)
-    return NewComplaint(to_record(msg, body, received_at, parent))
+    return NewComplaint(to_record(msg, body, received_at, parent, understanding))

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 Kind = Literal["complaint", "aspiration", "information_request"]
+Priority = Literal["normal", "urgent"]
+RegionLevel = Literal["provinsi", "kabupaten", "kota", "kecamatan", "desa", "kelurahan"]
 Anonymity = Literal["public", "confidential", "anonymous"]
 ChannelName = Literal["sms", "whatsapp", "telegram", "email", "manual", "web", "line", "messenger", "instagram", "x"]
 
@@ -60,6 +62,9 @@ class Location:
     lon: float | None = None
     region_code: str | None = None
     region_name: str | None = None
+    region_level: str | None = None
+    # (code, name) from the province down to region_code; exported as a list of {code, name}.
+    region_path: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,9 @@ class ComplaintRecord:
     parent_tracking_id: str | None
     entered_by: str | None
     status: str = "received"
+    priority: Priority = "normal"
+    # What the normalizer decided and why: {"category", "kind", "region", "priority": {code, confidence,
+    # reasons} or None, "normalizer": version}. None when it did not run (no models loaded).
+    auto: dict[str, Any] | None = None
+    # Tracking ids of open complaints that look like the same problem (filled in by the worker).
+    related: tuple[str, ...] = ()

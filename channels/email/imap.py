@@ -29,7 +29,8 @@ from imapclient.imapclient import SEEN
 from pydantic import Field, SecretStr, model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, Reply, Sent
-from channels.email.media import save_attachments
+from channels.email import acks
+from channels.email.acks import AckPolicy
 from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
 from normalizer.types import ChannelMessage
@@ -48,7 +49,7 @@ BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 300.0
 
 
-class ImapSettings(ChannelSettings):
+class ImapSettings(ChannelSettings, AckPolicy):
     """``channels.imap``: the mailbox to read and where processed mail goes."""
 
     host: str = ""
@@ -258,5 +259,5 @@ ADAPTER = ChannelAdapter(
     external_id=external_id,
     send=send,
     service=serve,
-    enrich=save_attachments,
+    enrich=acks.enrich,
 )

@@ -10,14 +10,13 @@ charset fallbacks, so a badly labelled mail is still read rather than dropped.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from email import policy
-from email.errors import HeaderParseError
-from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import parseaddr
@@ -62,27 +61,59 @@ def raw_header(msg: Message, name: str) -> str | None:
     return _unfold(text)
 
 
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def _word_bytes(match: re.Match[str]) -> bytes | None:
+    """The bytes one RFC 2047 encoded word carries; None when it is broken (then it is kept as written)."""
+    encoding, text = match.group(2).upper(), match.group(3)
+    try:
+        if encoding == "B":
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        return binascii.a2b_qp(text.encode("ascii"), header=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+
+
 def decode_words(value: str) -> str:
-    """RFC 2047 encoded words decoded with the charset fallbacks of ``decode_text``."""
+    """RFC 2047 encoded words decoded one by one, each by its own charset (with ``decode_text``'s fallbacks).
+
+    Adjacent words in one charset are joined before decoding (a character may be split across
+    two); whitespace between adjacent words is dropped, text between them kept; a broken word
+    stays as written, and a broken byte is replaced alone — the rest of the header is unharmed.
+    """
     if "=?" not in value:
         return value
-    try:
-        chunks = decode_header(value)
-    except (HeaderParseError, ValueError):
-        return value
-    return "".join(_chunk_text(chunk, charset) for chunk, charset in chunks)
+    pieces: list[str] = []
+    run: list[bytes] = []
+    run_charset = ""
 
+    def flush() -> None:
+        if run:
+            pieces.append(decode_text(b"".join(run), run_charset))
+            run.clear()
 
-def _chunk_text(chunk: bytes | str, charset: str | None) -> str:
-    if isinstance(chunk, str):
-        return chunk
-    if charset is None:
-        # Text between encoded words: decode_header packed our (already decoded) str as raw-unicode-escape.
-        try:
-            return chunk.decode("raw-unicode-escape")
-        except UnicodeDecodeError:
-            return decode_text(chunk, None)
-    return decode_text(chunk, charset)
+    position, after_word = 0, False
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[position : match.start()]
+        if not (after_word and not gap.strip()):
+            flush()
+            pieces.append(gap)
+        data = _word_bytes(match)
+        charset = match.group(1).split("*", 1)[0]  # RFC 2231 adds *language
+        if data is None:
+            flush()
+            pieces.append(match.group(0))
+            after_word = False
+        else:
+            if run and charset.lower() != run_charset.lower():
+                flush()
+            run.append(data)
+            run_charset, after_word = charset, True
+        position = match.end()
+    flush()
+    pieces.append(value[position:])
+    return "".join(pieces)
 
 
 def header_text(msg: Message, name: str) -> str | None:
@@ -165,22 +196,26 @@ def _best_alternative(children: list[Message]) -> Message | None:
     return children[-1] if children else None
 
 
-def _collect(part: Message, found: _Parts) -> None:
+def _collect(part: Message, found: _Parts, with_text: bool = True) -> None:
+    """Texts and files of ``part``; ``with_text`` False in the alternatives not chosen (their files still count)."""
     content_type = part.get_content_type()
     if content_type in _SIGNATURE_TYPES:
         return
     if part.is_multipart() and part.get_content_maintype() == "multipart":
         children = [child for child in part.get_payload() if isinstance(child, Message)]
-        if content_type == "multipart/alternative":
-            chosen = _best_alternative(children)
-            children = [chosen] if chosen is not None else []
+        # Of an alternative only one text is read, but every branch's files are kept: the picture a
+        # citizen pasted into Thunderbird or Gmail lives in the HTML branch's multipart/related.
+        chosen = _best_alternative(children) if content_type == "multipart/alternative" else None
         for child in children:
-            _collect(child, found)
+            _collect(child, found, with_text and (chosen is None or child is chosen))
     elif part.get_content_maintype() == "multipart" and part.get_content_disposition() != "attachment":
         # A multipart whose boundary is missing is a leaf holding text: read it as text.
-        found.texts.append(_part_text(part))
+        if with_text:
+            found.texts.append(_part_text(part))
     elif _is_attachment(part):
         found.files.append(part)
+    elif not with_text:
+        return
     elif content_type == "text/html":
         found.texts.append(html_to_text(_part_text(part)))
     else:
@@ -234,15 +269,18 @@ def attachment_filename(part: Message) -> str | None:
 def _attachments(files: list[Message]) -> tuple[list[Attachment], list[dict[str, Any]]]:
     attachments: list[Attachment] = []
     media: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for part in files:
         data = _attachment_bytes(part)
-        if not data:
+        digest = hashlib.sha256(data).hexdigest()
+        if not data or digest in seen:  # the same picture in both alternatives is one attachment
             continue
+        seen.add(digest)
         item = Attachment(
             filename=attachment_filename(part),
             content_type=part.get_content_type(),
             size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=digest,
         )
         attachments.append(item)
         # ``enrich`` gets no raw payload, so the bytes travel with the message to be saved there.
@@ -298,6 +336,10 @@ def _parse(raw: bytes, meta: Mapping[str, Any], provider: str) -> ChannelMessage
             "subject": subject,
             "message_id": message_id,
             "reply_references": references(msg),
+            # Topmost first, as written: channels/email/acks.py decides from them whom to acknowledge.
+            "authentication_results": [
+                _unfold(str(value))[:2000] for key, value in msg.raw_items() if key.lower() == "authentication-results"
+            ][:10],
             "media": media,
         },
     )

@@ -19,7 +19,6 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import Reply, Sent
-from channels.email.mime import strip_reply_prefix
 from normalizer.errors import ProviderError, ProviderRejected
 
 log = structlog.get_logger(__name__)
@@ -46,13 +45,15 @@ class RelaySettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
 
 
-def acknowledgement_subject(tracking_id: str | None, original: str | None) -> str:
-    """``[LPR-7K3Q9X] <original subject>``; a reply's ``Re:`` and an id already there are not repeated."""
-    subject = strip_reply_prefix(original or "")
+def acknowledgement_subject(tracking_id: str | None) -> str:
+    """``[LPR-7K3Q9X] Laporan Anda``: never the sender's own subject.
+
+    Echoing it would let anyone have our relay carry their words, under our name, to whoever they
+    named as sender; In-Reply-To and References still thread the answer under the citizen's mail.
+    """
     if tracking_id:
-        subject = subject.replace(f"[{tracking_id}]", "").strip()
-        return f"[{tracking_id}] {subject or DEFAULT_SUBJECT}"
-    return f"Re: {subject or DEFAULT_SUBJECT}"
+        return f"[{tracking_id}] {DEFAULT_SUBJECT}"
+    return f"Re: {DEFAULT_SUBJECT}"
 
 
 def build_acknowledgement(reply: Reply, from_address: str, message_id: str) -> EmailMessage:
@@ -62,7 +63,7 @@ def build_acknowledgement(reply: Reply, from_address: str, message_id: str) -> E
     message = EmailMessage()
     message["From"] = from_address
     message["To"] = reply.to
-    message["Subject"] = acknowledgement_subject(reply.tracking_id, extra.get("subject"))
+    message["Subject"] = acknowledgement_subject(reply.tracking_id)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
     # RFC 3834: mark the answer as automatic so vacation responders and our own listener leave it alone.

@@ -19,9 +19,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import Field, field_validator, model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, Reply, Sent
-from channels.email.media import save_attachments
+from channels.email import acks
+from channels.email.acks import AckPolicy
 from channels.email.mime import external_id, inbox_item, parse_mail
 from channels.email.relay import RelaySettings, send_acknowledgement
+from normalizer.errors import StoreUnavailable, TryLater
 from normalizer.types import ChannelMessage
 
 log = structlog.get_logger(__name__)
@@ -33,10 +35,10 @@ REFUSED = "smtp.refused"
 ACCEPT_FAILED = "smtp.accept_failed"
 SESSION_ERROR = "smtp.session_error"
 
-TRY_AGAIN = "451 4.3.0 Could not store the message now, please try again later"
+TRY_AGAIN = TryLater.SMTP_REPLY
 
 
-class SmtpSettings(ChannelSettings):
+class SmtpSettings(ChannelSettings, AckPolicy):
     """``channels.smtp``: on by default, so ``make run`` listens on 127.0.0.1:2525."""
 
     enabled: bool = True
@@ -92,6 +94,8 @@ class SmtpHandler:
         }
         try:
             accepted = await self._ctx.accept(inbox_item(raw, meta, PROVIDER))
+        except StoreUnavailable:
+            return TRY_AGAIN  # the store's outage is logged once by the gateway, not once per mail
         except Exception as exc:  # the sender keeps the mail and retries: 451, never a 5xx
             log.warning(ACCEPT_FAILED, error=f"{exc.__class__.__name__}: {exc}")
             return TRY_AGAIN
@@ -143,7 +147,8 @@ async def start_listener(settings: SmtpSettings, ctx: ChannelContext) -> asyncio
             loop=loop,
         )
 
-    server = await loop.create_server(protocol, host=settings.host, port=settings.port)
+    # reuse_port: each process of `serve --workers N` listens on the same port and the kernel spreads them.
+    server = await loop.create_server(protocol, host=settings.host, port=settings.port, reuse_port=settings.port != 0)
     port = server.sockets[0].getsockname()[1] if server.sockets else settings.port
     log.info(LISTENING, host=settings.host, port=port, starttls=tls_context is not None)
     return server
@@ -171,5 +176,5 @@ ADAPTER = ChannelAdapter(
     external_id=external_id,
     send=send,
     service=serve,
-    enrich=save_attachments,
+    enrich=acks.enrich,
 )

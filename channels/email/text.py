@@ -42,23 +42,49 @@ def _codec(label: str | None) -> str | None:
         return None
 
 
+# Charsets whose bytes are all 7-bit: reading them as ASCII would store the escape sequences undecoded.
+_SEVEN_BIT = frozenset(
+    {"iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_2004", "iso2022_jp_3", "iso2022_jp_ext"}
+    | {"iso2022_kr", "utf-7", "hz"}
+)
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """UTF-8 with a stray byte or two (a truncated header, one bad byte), not text in a single-byte charset."""
+    text = data.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    valid = sum(1 for char in text if ord(char) > 127 and char != "\ufffd")
+    return valid >= 2 and broken < valid
+
+
 def decode_text(data: bytes, charset: str | None) -> str:
     """Bytes of a body or header in a declared charset → str, never raising.
 
+    A 7-bit charset (ISO-2022-JP, UTF-7, HZ) is decoded as declared before anything else.
     Western labels (ASCII, Latin-1, cp1252) and unknown ones: strict UTF-8
-    first (valid UTF-8 is hardly ever an accident), then cp1252. Any other
-    declared charset first, then UTF-8. cp1252 with replacement characters is
-    the last resort.
+    first (valid UTF-8 is hardly ever an accident), then — when it is UTF-8 but
+    for a stray byte — UTF-8 with only the broken bytes replaced, then cp1252.
+    Any other declared charset first, then UTF-8. cp1252 with replacement
+    characters is the last resort.
     """
+    declared = _codec(charset)
+    if declared in _SEVEN_BIT:
+        try:
+            return data.decode(declared)
+        except UnicodeDecodeError:
+            pass  # not what the label says: read it like any other
     if data.isascii():
         return data.decode("ascii")
-    declared = _codec(charset)
     candidates = ["utf-8", "cp1252"] if declared in (None, "utf-8", "cp1252") else [declared, "utf-8"]
     for name in candidates:
+        if name == "cp1252" and _mostly_utf8(data):
+            return data.decode("utf-8", errors="replace")
         try:
             return data.decode(name)
         except (UnicodeDecodeError, LookupError):
             continue
+    if _mostly_utf8(data):
+        return data.decode("utf-8", errors="replace")
     return data.decode("cp1252", errors="replace")
 
 

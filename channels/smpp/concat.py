@@ -35,13 +35,13 @@ from channels.smpp.message import (
     group_digest,
     message_id,
 )
-from normalizer.errors import PayloadError
+from normalizer.errors import PayloadError, StoreUnavailable, TryLater
 
 log = structlog.get_logger(__name__)
 
 STATUS_OK: int = consts.SMPP_ESME_ROK
 # "Temporary application error": the SMSC keeps the message and delivers it again later.
-STATUS_RETRY: int = consts.SMPP_ESME_RX_T_APPN
+STATUS_RETRY: int = TryLater.SMPP_STATUS
 
 # A redelivery after a lost deliver_sm_resp normally follows within minutes (the
 # SMSC's response timer, or our rebind). Within this window an identical text from
@@ -93,6 +93,8 @@ class Inbound:
         try:
             async with self._lock:
                 await self._handle(raw_pdu)
+        except StoreUnavailable:
+            return STATUS_RETRY  # the store's outage is logged once by the gateway, not once per PDU
         except Exception as exc:  # any failure to store must become "try again", never a lost message
             log.warning(EVENT_STORE_FAILED, error=f"{type(exc).__name__}: {exc}")
             return STATUS_RETRY

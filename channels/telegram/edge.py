@@ -18,7 +18,7 @@ from channels.telegram.bot_api import ALLOWED_UPDATES, WEBHOOK_PATH
 from channels.telegram.handlers import CHANNEL, PROVIDER, load_update
 from channels.telegram.session import make_bot, provider_errors
 from channels.telegram.settings import TelegramSettings
-from normalizer.errors import PayloadError, ProviderError, raise_for_provider_status
+from normalizer.errors import PayloadError, ProviderError, StoreUnavailable, raise_for_provider_status
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +68,8 @@ def router(settings: TelegramSettings, ctx: ChannelContext) -> APIRouter:
             return PlainTextResponse(str(exc), status_code=400)
         try:
             accepted = await ctx.accept(item)
+        except StoreUnavailable:
+            raise  # the gateway answers every edge's "try later" (503 + Retry-After) and logs the outage once
         except Exception:
             # Not stored: Telegram re-sends an update until it gets a 2xx.
             log.exception(ACCEPT_FAILED)

@@ -229,7 +229,8 @@ def load_update(raw: bytes) -> dict[str, Any]:
     """The update's JSON object; ``PayloadError`` naming what is wrong."""
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # Nested past the parser's recursion limit (a signed 10,000-deep array) is unreadable, not a crash.
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise PayloadError(f"telegram update is not JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         raise PayloadError("telegram update has no integer update_id")

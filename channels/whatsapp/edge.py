@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from channels.base import ChannelContext
 from channels.whatsapp.parse import SIGNATURE_HEADER, inbox_items
 from channels.whatsapp.settings import WhatsAppSettings
-from normalizer.errors import AuthError, PayloadError
+from normalizer.errors import AuthError, PayloadError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +74,8 @@ def router(settings: WhatsAppSettings, ctx: ChannelContext) -> APIRouter:
             for item in items:
                 accepted = await ctx.accept(item)
                 log.info(ACCEPTED, external_id=item.external_id, duplicate=accepted.duplicate)
+        except StoreUnavailable:
+            raise  # the gateway answers every edge's "try later" (503 + Retry-After) and logs the outage once
         except Exception:
             # Not stored: Meta retries a non-2xx with backoff; rows already stored dedup then.
             log.exception(ACCEPT_FAILED)

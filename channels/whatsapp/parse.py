@@ -36,7 +36,8 @@ def load_notification(raw: bytes) -> Notification:
     """The notification in ``raw``; ``PayloadError`` naming what is wrong."""
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # Nested past the parser's recursion limit (a signed 10,000-deep array) is unreadable, not a crash.
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise PayloadError(f"whatsapp notification is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise PayloadError("whatsapp notification is not a JSON object")

@@ -6,13 +6,12 @@ from pydantic import Field, SecretStr, model_validator
 
 from channels.base import ChannelSettings
 
-# Keys that must carry a value once the channel is enabled, with the
-# environment variable the docs suggest for each.
+# Keys that must carry a value once the channel is enabled, with what to do, as docs/channels/whatsapp.md says it.
 _REQUIRED_WHEN_ENABLED: tuple[tuple[str, str], ...] = (
-    ("verify_token", "WHATSAPP_VERIFY_TOKEN"),
-    ("app_secret", "WHATSAPP_APP_SECRET"),
-    ("access_token", "WHATSAPP_ACCESS_TOKEN"),
-    ("phone_number_id", "WHATSAPP_PHONE_NUMBER_ID"),
+    ("verify_token", "set WHATSAPP_VERIFY_TOKEN"),
+    ("app_secret", "set WHATSAPP_APP_SECRET"),
+    ("access_token", "set WHATSAPP_ACCESS_TOKEN"),
+    ("phone_number_id", "set it to the number's id from the app's API Setup page, quoted"),
 )
 
 
@@ -32,11 +31,11 @@ class WhatsAppSettings(ChannelSettings):
     def _secrets_present_when_enabled(self) -> WhatsAppSettings:
         if not self.enabled:
             return self
-        for key, env in _REQUIRED_WHEN_ENABLED:
+        for key, fix in _REQUIRED_WHEN_ENABLED:
             value = getattr(self, key)
             text = value.get_secret_value() if isinstance(value, SecretStr) else value
             if not text.strip():
-                raise ValueError(f"channels.whatsapp.{key} is empty — set {env}")
+                raise ValueError(f"channels.whatsapp.{key} is empty — {fix}")
         return self
 
     def graph_url(self, path: str) -> str:

@@ -14,6 +14,7 @@ from gateway.web.channel_health import channel_health
 from gateway.web.render import render
 from gateway.web.security import AdminOnly, WebError, checked_form
 from sinks.store.models import utcnow
+from sinks.store.queries import MAX_ID
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,12 +39,37 @@ def shown_json(data: Any) -> str:
     return json.dumps(masked(data), ensure_ascii=False, indent=2, default=str)
 
 
+# Only this much of a raw payload is parsed to pretty-print it; anything bigger or deeper is shown as text.
+_MAX_PRETTY_CHARS = 256 * 1024
+_MAX_PRETTY_DEPTH = 64
+
+
+def _depth(data: Any) -> int:
+    """How deep ``data`` nests, without recursion (so no payload can exhaust the stack here)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > _MAX_PRETTY_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def shown_raw(text: str) -> str:
-    """A raw payload for the page: pretty JSON when it is JSON (identity of anonymous reporters masked)."""
-    try:
-        return shown_json(json.loads(text))
-    except ValueError:
+    """A raw payload for the page: pretty JSON when it is small, shallow JSON, else the text as it is.
+
+    Never raises: a body of 5,000 ``[`` from a citizen's mail must not break the failed list.
+    The template escapes the text.
+    """
+    if len(text) > _MAX_PRETTY_CHARS:
         return text
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    return text if _depth(data) > _MAX_PRETTY_DEPTH else shown_json(data)
 
 
 def _failed_rows(gateway: Any) -> list[dict[str, Any]]:
@@ -56,7 +82,9 @@ def _failed_rows(gateway: Any) -> list[dict[str, Any]]:
 
 
 @router.get("/gagal")
-def failed_list(request: Request, staff: AdminOnly, diantrekan: Annotated[int | None, Query(ge=0)] = None) -> Response:
+def failed_list(
+    request: Request, staff: AdminOnly, diantrekan: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None
+) -> Response:
     rows = _failed_rows(request.app.state.gateway)
     return render(request, "failed.html", {"rows": rows, "queued": diantrekan}, staff)
 
@@ -97,7 +125,9 @@ async def failed_replay(request: Request, staff: AdminOnly) -> Response:
 
 
 @router.get("/audit")
-def audit_log(request: Request, staff: AdminOnly, sebelum: Annotated[int | None, Query(ge=1)] = None) -> Response:
+def audit_log(
+    request: Request, staff: AdminOnly, sebelum: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+) -> Response:
     entries = audit.recent(request.app.state.gateway.store, limit=100, before_id=sebelum)
     older = f"/audit?sebelum={entries[-1].id}" if len(entries) == 100 else None
     return render(request, "audit.html", {"entries": entries, "older": older}, staff)

@@ -161,6 +161,7 @@ def complaint_detail(request: Request, staff: SignedIn, tracking_id: str) -> Res
         context = {
             "record": queries.complaint_record(complaint),
             "follow_ups": [queries.complaint_record(c) for c in follow_ups],
+            "replies": queries.replies_of(session, complaint.tracking_id),
             "show_provenance": staff.can("admin"),
             "provenance": provenance(session, complaint) if staff.can("admin") else None,
         }

@@ -7,9 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from gateway import recap
+from gateway.web.charts import bar_chart
 from gateway.web.complaints import day_start
+from gateway.web.labels import Labels
 from gateway.web.render import labels_of, local_time, render, zone_of
 from gateway.web.security import SignedIn, WebError
 from sinks.store.models import utcnow
@@ -35,8 +38,14 @@ def _period(request: Request, dari: str, sampai: str) -> tuple[date, date]:
 
 def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
     zone = zone_of(request)
+    gateway = request.app.state.gateway
+    understanding = gateway.understanding
     made = recap.build(
-        request.app.state.gateway.store, day_start(start, zone), day_start(end + timedelta(days=1), zone)
+        gateway.store,
+        day_start(start, zone),
+        day_start(end + timedelta(days=1), zone),
+        home_region=gateway.config.normalizer.home_region,
+        region_name=understanding.regions.names.get if understanding else lambda code: None,
     )
     text = f"{local_time(day_start(start, zone), zone, False)} – {local_time(day_start(end, zone), zone, False)}"
     return made, f"{text} ({day_start(start, zone).tzname()})"
@@ -52,8 +61,21 @@ def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = 
         "start": start.isoformat(),
         "end": end.isoformat(),
         "dimensions": recap.DIMENSIONS,
+        "charts": _charts(made, labels_of(request)),
     }
     return render(request, "recap.html", context, staff)
+
+
+def _charts(made: recap.Recap, labels: Labels) -> dict[str, Markup]:
+    """Bar charts of the counts by region and by kind (server-rendered SVG)."""
+    by_region = [
+        (made.region_names.get(code, code) if code else "tanpa wilayah", n) for code, n in made.counts["region"]
+    ]
+    by_kind = [(labels("kind", code), n) for code, n in made.counts["kind"]]
+    return {
+        "region": bar_chart(by_region, "Laporan per wilayah"),
+        "kind": bar_chart(by_kind, "Laporan per jenis"),
+    }
 
 
 def _download(request: Request, dari: str, sampai: str, kind: str) -> Response:

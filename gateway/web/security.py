@@ -176,6 +176,12 @@ async def checked_form(request: Request, staff: Staff, max_part_size: int = 1024
     return form
 
 
-def cookie_options(public_url: str) -> dict[str, Any]:
-    """HttpOnly, SameSite=Lax, and Secure whenever the gateway is reached over https."""
-    return {"httponly": True, "samesite": "lax", "secure": public_url.startswith("https://"), "path": "/"}
+def cookie_options(request: Request) -> dict[str, Any]:
+    """HttpOnly, SameSite=Lax, and Secure when the browser's request came over https (or ``web.cookie_secure``).
+
+    Not from ``http.public_url``: that is the providers' address, and staff on a plain-http intranet
+    would lose a Secure cookie at once.
+    """
+    forced: bool | None = request.app.state.gateway.config.web.cookie_secure
+    secure = request.url.scheme == "https" if forced is None else forced
+    return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import users
-from gateway.web.render import local_time, render, zone_of
+from gateway.web.render import render
 from gateway.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -44,7 +44,7 @@ def _safe_next(target: str | None) -> str:
 def _login_page(request: Request, next_path: str, error: str | None = None, status: int = 200) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
     response = render(request, "login.html", {"login_csrf": token, "next": next_path, "error": error}, status=status)
-    options = cookie_options(request.app.state.gateway.config.http.public_url)
+    options = cookie_options(request)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, **{**options, "samesite": "strict"})
     return response
 
@@ -66,13 +66,15 @@ async def login(
         raise WebError(403, "Formulir masuk kedaluwarsa. Muat ulang halaman, lalu masuk lagi.")
     gateway = request.app.state.gateway
     name = username.strip().lower()
+    address = request.client.host if request.client else None
     try:
-        principal = await run_in_threadpool(users.check_password, gateway.store, name, password)
-    except users.LockedOut as exc:
-        log.info(WEB_LOGIN_REFUSED, username=name, reason="locked")
-        until = local_time(exc.until, zone_of(request))
-        message = f"Terlalu banyak kata sandi salah. Akun dikunci sampai {until}."
-        return _login_page(request, _safe_next(next), message, status=429)
+        principal = await run_in_threadpool(users.check_password, gateway.store, name, password, None, address)
+    except users.Throttled as exc:
+        log.info(WEB_LOGIN_REFUSED, username=name, reason="throttled", wait_s=exc.seconds)
+        message = f"Terlalu banyak kata sandi salah. Coba lagi dalam {exc.seconds} detik."
+        response = _login_page(request, _safe_next(next), message, status=429)
+        response.headers["Retry-After"] = str(exc.seconds)
+        return response
     except AuthError:
         log.info(WEB_LOGIN_REFUSED, username=name, reason="wrong")
         return _login_page(request, _safe_next(next), "Nama pengguna atau kata sandi salah.", status=400)
@@ -80,7 +82,7 @@ async def login(
     log.info(WEB_LOGIN, username=principal.name, role=principal.role)
     response = RedirectResponse(_safe_next(next), status_code=303)
     lifetime = int(SESSION_LIFETIME.total_seconds())
-    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, **cookie_options(gateway.config.http.public_url))
+    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, **cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 

@@ -10,9 +10,10 @@ alone. Both paths write exactly the same rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlmodel import Session, col
 
 from normalizer.tracking import new_tracking_id
@@ -40,10 +41,57 @@ def finish(session: Session, row: InboxMessage | OutboxMessage, **values: Any) -
         raise LeaseLost(f"{table.__tablename__} row {row.id} was taken by another worker")
 
 
+def finish_many(
+    session: Session, model: type[InboxMessage] | type[OutboxMessage], finished: list[FinishedRow]
+) -> set[int]:
+    """``finish`` for many rows, one executemany per set of columns; the ids whose lease was lost.
+
+    When the counts do not add up (a row taken by another worker), the group is redone row by row
+    to learn which; that is the rare path.
+    """
+    # The Core table: an executemany of plain parameters, none of the ORM's bulk-update bookkeeping.
+    table: Table = model.__table__  # type: ignore[union-attr]
+    groups: dict[tuple[str, ...], list[FinishedRow]] = defaultdict(list)
+    for each in finished:
+        groups[tuple(sorted(each.values))].append(each)
+    lost: set[int] = set()
+    for columns, members in groups.items():
+        statement = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.claim_token == bindparam("b_token"),
+                table.c.status == PROCESSING,
+            )
+            .values(lease_until=None, claim_token=None, **{name: bindparam(name) for name in columns})
+        )
+        parameters = [{"b_id": each.row.id, "b_token": each.row.claim_token, **each.values} for each in members]
+        savepoint = session.begin_nested()
+        result = session.execute(statement, parameters)
+        if result.rowcount == len(members):  # type: ignore[attr-defined]
+            savepoint.commit()
+            continue
+        savepoint.rollback()  # this group again, one by one, to learn which row was taken
+        for each in members:
+            try:
+                with session.begin_nested():
+                    finish(session, each.row, **each.values)
+            except LeaseLost:
+                lost.add(each.row.id or 0)
+    return lost
+
+
+@dataclass(frozen=True)
+class FinishedRow:
+    row: InboxMessage | OutboxMessage
+    values: dict[str, Any]
+
+
 class BatchWrites:
-    def __init__(self, session: Session, careful: bool) -> None:
+    def __init__(self, session: Session, careful: bool, draw: queries.DrawId = new_tracking_id) -> None:
         self.session = session
         self.careful = careful
+        self.draw = draw
         self._complaints: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
         # (claim token, values) -> inbox ids to mark with those values
@@ -52,10 +100,10 @@ class BatchWrites:
     def complaint(self, fields: dict[str, Any]) -> None:
         """Insert a complaint's column values; ``fields["tracking_id"]`` is set here."""
         if self.careful:
-            queries.insert_complaint(self.session, fields)
+            queries.insert_complaint(self.session, fields, self.draw)
             return
         # A tracking-id collision raises IntegrityError at flush; the careful pass then draws again.
-        fields["tracking_id"] = new_tracking_id()
+        fields["tracking_id"] = self.draw()
         self._complaints.append(fields)
 
     def outbox(self, values: dict[str, Any]) -> None:

@@ -80,6 +80,10 @@ class Complaint(SQLModel, table=True):
         # One inbox row (and message part) makes at most one complaint, however often it is replayed.
         UniqueConstraint("inbox_id", "part", name="uq_complaint_inbox_part"),
         Index("ix_complaint_reply_address", "channel", "provider", "reply_address", "received_at"),
+        # Likely duplicates: open complaints of one category and region, newest first (normalizer).
+        Index("ix_complaint_related", "category", "region_code", "received_at"),
+        # Keyset paging newest first (migration 0007).
+        Index("ix_complaint_received_at_id", "received_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -106,6 +110,12 @@ class Complaint(SQLModel, table=True):
     lon: float | None = None
     region_code: str | None = Field(default=None, max_length=16)
     region_name: str | None = None
+    region_level: str | None = Field(default=None, max_length=16)
+    region_path: list[dict[str, str]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    priority: str = Field(default="normal", max_length=16)
+    # What the normalizer decided and why (schema v1 ``auto``); None for records stored before it ran.
+    auto: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    related: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     parent_tracking_id: str | None = Field(default=None, max_length=32, index=True)
     entered_by: str | None = Field(default=None, max_length=200)
@@ -204,3 +214,19 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(max_length=64)
     result: str = Field(max_length=32)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Throttle(SQLModel, table=True):
+    """A counter per key (``login-user:siti``, ``login-address:203.0.113.9``, ``ack-email:…``) in a window.
+
+    Sign-in counts misses and sets ``retry_at`` (a growing delay, not a lock); acknowledgement
+    mails count sends per recipient. Rows are read ``FOR UPDATE`` so two processes never lose a count.
+    """
+
+    __tablename__ = "throttle"
+
+    key: str = Field(primary_key=True, max_length=400)
+    count: int = 0
+    window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    retry_at: datetime | None = _ts(nullable=True)
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -18,6 +18,13 @@ from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import ComplaintRecord
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+
+
+class DrawId(Protocol):
+    """Where tracking ids come from (``new_tracking_id``; a test hands in a sequence that collides)."""
+
+    def __call__(self, *, length: int = LENGTH) -> str: ...
+
 
 SCHEMA_FIELDS: tuple[str, ...] = (
     "tracking_id",
@@ -37,6 +44,9 @@ SCHEMA_FIELDS: tuple[str, ...] = (
     "entered_by",
     "status",
     "inbox_id",
+    "priority",
+    "auto",
+    "related",
 )
 
 
@@ -67,6 +77,8 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
             "lon": complaint.lon,
             "region_code": complaint.region_code,
             "region_name": complaint.region_name,
+            "region_level": complaint.region_level,
+            "region_path": list(complaint.region_path or []),
         }
     return {
         "schema": "v1",
@@ -93,6 +105,9 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
         "entered_by": complaint.entered_by,
         "status": complaint.status,
         "inbox_id": complaint.inbox_id,
+        "priority": complaint.priority,
+        "auto": complaint.auto,
+        "related": list(complaint.related),
     }
 
 
@@ -128,6 +143,11 @@ def complaint_fields(
         lon=location.lon if location else None,
         region_code=location.region_code if location else None,
         region_name=location.region_name if location else None,
+        region_level=location.region_level if location else None,
+        region_path=[{"code": code, "name": name} for code, name in location.region_path] if location else None,
+        priority=record.priority,
+        auto=record.auto,
+        related=list(record.related),
         attachments=[
             {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
             for a in record.attachments
@@ -139,10 +159,10 @@ def complaint_fields(
     )
 
 
-def insert_complaint(session: Session, fields: dict[str, Any]) -> None:
+def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
     """Insert a complaint with a fresh tracking id, drawing again (and growing the id) on a collision."""
     for attempt in range(12):
-        fields["tracking_id"] = new_tracking_id(length=LENGTH + attempt // 4)
+        fields["tracking_id"] = draw(length=LENGTH + attempt // 4)
         try:
             with session.begin_nested():
                 session.execute(insert(Complaint).values(fields))
@@ -211,22 +231,47 @@ def encode_cursor(complaint: Complaint) -> str:
     return base64.urlsafe_b64encode(json.dumps([iso(complaint.received_at), complaint.id]).encode()).decode()
 
 
+# Ids are 64-bit signed integers in every store: a larger number is no row of ours, and the driver would fail.
+MAX_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (received_at, id) a cursor of ours carries; ``ValueError`` for anything else, whatever its shape."""
     try:
-        received_at, complaint_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(received_at.replace("Z", "+00:00")), int(complaint_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, RecursionError) as exc:  # bad base64, bad UTF-8, bad JSON are all ValueErrors
         raise ValueError("cursor is not one this server gave out") from exc
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and isinstance(decoded[0], str)
+        and type(decoded[1]) is int
+        and 0 < decoded[1] <= MAX_ID
+    ):
+        raise ValueError("cursor is not one this server gave out")
+    try:
+        received_at = datetime.fromisoformat(decoded[0].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("cursor is not one this server gave out") from exc
+    if received_at.tzinfo is None:
+        raise ValueError("cursor is not one this server gave out")
+    return received_at, decoded[1]
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for LIKE with ``\\``, ``%`` and ``_`` in ``text`` matched as themselves (escape ``\\``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def matching_text(text: str) -> ColumnElement[bool]:
     """Subject, body or tracking id containing ``text``; a tracking id in any spelling finds its complaint."""
-    pattern = f"%{text.strip().lower()}%"
+    pattern = like_pattern(text.strip().lower())
     return or_(
         col(Complaint.tracking_id) == (canonical_tracking_id(text) or ""),
-        func.lower(col(Complaint.body)).like(pattern),
-        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern),
-        func.lower(col(Complaint.tracking_id)).like(pattern),
+        func.lower(col(Complaint.body)).like(pattern, escape="\\"),
+        func.lower(func.coalesce(col(Complaint.subject), "")).like(pattern, escape="\\"),
+        func.lower(col(Complaint.tracking_id)).like(pattern, escape="\\"),
     )
 
 
@@ -234,12 +279,8 @@ def page_of(session: Session, query: Select[Complaint], cursor: str | None, limi
     """Newest first, keyset-paginated on (received_at, id) so pages stay stable while rows arrive."""
     if cursor:
         before_at, before_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Complaint.received_at) < before_at,
-                (col(Complaint.received_at) == before_at) & (col(Complaint.id) < before_id),
-            )
-        )
+        # A row-value comparison: PostgreSQL and SQLite both seek ix_complaint_received_at_id with it.
+        query = query.where(tuple_(col(Complaint.received_at), col(Complaint.id)) < tuple_(before_at, before_id))
     query = query.order_by(col(Complaint.received_at).desc(), col(Complaint.id).desc()).limit(limit + 1)
     rows = list(session.execute(query).scalars())
     items = rows[:limit]
@@ -255,6 +296,8 @@ def list_complaints(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since needs a time zone, e.g. 2026-11-25T08:00:00+07:00 or 2026-11-25T01:00:00Z")
     query = select(Complaint)
     if channel:
         query = query.where(col(Complaint.channel) == channel)
@@ -265,9 +308,75 @@ def list_complaints(
     return page_of(session, query, cursor, limit)
 
 
+# Statuses after which a complaint is no longer open (a new report of the same problem is not a duplicate).
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "closed", "rejected")
+
+
+def related_candidates(
+    session: Session, category: str, region_code: str, since: datetime, limit: int = 200
+) -> list[tuple[str, str | None, str]]:
+    """(tracking_id, subject, body) of open complaints of one category and region since ``since``, newest first.
+
+    One query on ``ix_complaint_related``; follow-ups are left out (they continue a complaint, they are not one).
+    """
+    rows = session.execute(
+        select(col(Complaint.tracking_id), col(Complaint.subject), col(Complaint.body))
+        .where(
+            col(Complaint.category) == category,
+            col(Complaint.region_code) == region_code,
+            col(Complaint.received_at) >= since,
+            col(Complaint.status).not_in(CLOSED_STATUSES),
+            col(Complaint.parent_tracking_id).is_(None),
+        )
+        .order_by(col(Complaint.received_at).desc())
+        .limit(limit)
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _since(query: Select[Any], since: datetime | None) -> Select[Any]:
+    return query if since is None else query.where(col(Complaint.received_at) >= since)
+
+
+def complaints_after(session: Session, after_id: int, since: datetime | None, limit: int) -> list[Complaint]:
+    """One page of an export: oldest first by id (the primary key, so every page is an index seek)."""
+    query = _since(select(Complaint).where(col(Complaint.id) > after_id), since)
+    return list(session.execute(query.order_by(col(Complaint.id)).limit(limit)).scalars())
+
+
+def count_complaints(session: Session, since: datetime | None = None) -> int:
+    return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
+
+
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:
     return session.get(InboxMessage, inbox_id)
 
 
 def now() -> datetime:
     return utcnow()
+
+
+def replies_of(session: Session, tracking_id: str) -> list[dict[str, Any]]:
+    """What we sent the citizen about a complaint, oldest first, with the provider's word on delivery.
+
+    Single-record views add these as ``replies``: ``status`` is ours (pending, done, failed),
+    ``delivery_status`` the provider's receipt (``delivered``, ``read``, ``failed``…), None until one came.
+    The address is left out: it is the reporter's, and anonymous reporters have none in any view.
+    """
+    rows = session.execute(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.kind) == "reply", col(OutboxMessage.tracking_id) == tracking_id)
+        .order_by(col(OutboxMessage.id))
+    ).scalars()
+    return [
+        {
+            "channel": row.target,
+            "text": row.payload.get("text"),
+            "status": row.status,
+            "attempts": row.attempts,
+            "sent_at": iso(row.sent_at),
+            "provider_message_id": row.provider_message_id,
+            "delivery_status": row.delivery_status,
+        }
+        for row in rows
+    ]

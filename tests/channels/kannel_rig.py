@@ -9,16 +9,20 @@ live in a temporary directory; every port is a free one on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
+from channels import kannel
+from tests.channels.sms_http_support import MemoryInbox, app_with, make_context, serve_app
 from tests.support.server import free_port
 
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
@@ -122,6 +126,7 @@ log-level = 1
 group = sendsms-user
 username = {SENDSMS_USER}
 password = {SENDSMS_PASSWORD}
+user-deny-ip = "*.*.*.*"
 user-allow-ip = 127.0.0.1
 # Long replies (status texts) go out as a concatenated SMS instead of being cut at 160 characters.
 max-messages = 3
@@ -202,3 +207,20 @@ get-url = "{self.get_url}"
                 process.kill()
                 process.wait()
         self._daemons.clear()
+
+
+@contextlib.contextmanager
+def running_behind_webhook(
+    make_rig: Callable[[int], KannelRig], secret: str
+) -> Iterator[tuple[KannelRig, MemoryInbox]]:
+    """Our Kannel webhook on a free port (into a MemoryInbox) and the rig ``make_rig(port)`` calling it."""
+    port = free_port()
+    rig = make_rig(port)
+    inbox = MemoryInbox()
+    settings = kannel.KannelSettings(enabled=True, secret=secret)
+    with serve_app(app_with(kannel.router(settings, make_context(inbox))), port):
+        rig.start()
+        try:
+            yield rig, inbox
+        finally:
+            rig.stop()

@@ -57,10 +57,20 @@ def relay() -> Iterator[CapturingRelay]:
         yield server
 
 
+def listener_block(relay: CapturingRelay, **policy: object) -> dict[str, object]:
+    """``channels.smtp`` on a free port for kota.go.id, acknowledging through ``relay`` by ``policy``."""
+    return {
+        "port": free_port(),
+        "domains": ["kota.go.id"],
+        "relay": {"port": relay.port, "from_address": OUR_ADDRESS},
+        **policy,
+    }
+
+
 @pytest.fixture
 def smtp_config(make_config: Callable[..., Config], relay: CapturingRelay) -> Config:
-    block = {"port": free_port(), "domains": ["kota.go.id"], "relay": {"port": relay.port, "from_address": OUR_ADDRESS}}
-    return make_config(channels={"smtp": block})
+    # These tests are about what becomes of a mail: every sender is acknowledged (the policy is tested below).
+    return make_config(channels={"smtp": listener_block(relay, acknowledge_unauthenticated=True)})
 
 
 def test_mail_with_attachments_becomes_a_complaint_and_an_acknowledgement(
@@ -88,7 +98,7 @@ def test_mail_with_attachments_becomes_a_complaint_and_an_acknowledgement(
 
     tracking_id = complaint["tracking_id"]
     assert ack["To"] == "dewi@contoh.id"
-    assert ack["Subject"] == f"[{tracking_id}] Foto banjir"
+    assert ack["Subject"] == f"[{tracking_id}] Laporan Anda"
     assert ack["In-Reply-To"] == "<rfc2231-1@contoh.id>"
     assert ack["Auto-Submitted"] == "auto-replied"
     assert tracking_id in ack.get_content()
@@ -175,6 +185,7 @@ def test_mailbox_read_over_imap_becomes_a_complaint_and_the_mail_is_filed(
             "password": dovecot.password,
             "poll_seconds": 1,
             "relay": {"port": relay.port, "from_address": OUR_ADDRESS},
+            "acknowledge_unauthenticated": True,  # a CPython test mail: nobody authenticated it
         }
         config = make_config(channels={"smtp": {"enabled": False}, "imap": imap_block})
         with running_client(config) as client:
@@ -186,6 +197,63 @@ def test_mailbox_read_over_imap_becomes_a_complaint_and_the_mail_is_filed(
     assert (complaint["channel"], complaint["provider"]) == ("email", "imap")
     assert complaint["body"] == "Hi there,\n\nThis is the dingus fish."
     assert [each["filename"] for each in complaint["attachments"]] == ["dingusfish.gif"]
-    assert ack["Subject"] == f"[{complaint['tracking_id']}] Here is your dingus fish"
+    assert ack["Subject"] == f"[{complaint['tracking_id']}] Laporan Anda"
     assert ack["To"] == "barry@digicool.com"
     assert len(processed) == 1 and left == []
+
+
+MX = "mx.kota.go.id"
+
+
+def _mail(sender: str, number: int, above: str = "", reply_to: str = "") -> bytes:
+    """A citizen's mail as our MTA hands it on: its Authentication-Results line (if any) on top."""
+    return (
+        above
+        + f"From: {sender}\r\nTo: {OUR_ADDRESS}\r\n"
+        + (f"Reply-To: {reply_to}\r\n" if reply_to else "")
+        + f"Subject: Klik http://evil.example sekarang\r\nMessage-ID: <ack-policy-{number}@contoh.id>\r\n\r\n"
+        + f"Jalan rusak nomor {number} di Kelurahan Sukamaju.\r\n"
+    ).encode()
+
+
+def _verified(domain: str) -> str:
+    return f"Authentication-Results: {MX}; spf=pass smtp.mailfrom=warga@{domain};\r\n dkim=pass header.d={domain}\r\n"
+
+
+@pytest.fixture
+def guarded_config(make_config: Callable[..., Config], relay: CapturingRelay) -> Config:
+    block = listener_block(relay, trusted_authserv_id=MX, acks_per_recipient_per_day=2)
+    return make_config(channels={"smtp": block})
+
+
+def test_acknowledgements_go_only_to_senders_our_mta_authenticated_a_few_a_day_without_their_subject(
+    guarded_config: Config,
+    running_client: Callable[[Config], TestClient],
+    agent_token: str,
+    relay: CapturingRelay,
+    store: Store,
+) -> None:
+    port = smtp_port(guarded_config)
+    # The sender forged a "pass" below the real (topmost) header our MTA wrote: only the topmost counts.
+    forged_below = f"Authentication-Results: {MX}; spf=fail smtp.mailfrom=korban.example\r\n" + _verified(
+        "korban.example"
+    )
+    other_mta = "Authentication-Results: mx.lain.example; dmarc=pass header.from=contoh.id\r\n"
+    with running_client(guarded_config) as client:
+        deliver(port, _mail("korban@korban.example", 1))  # no Authentication-Results: a forged From
+        deliver(port, _mail("warga@contoh.id", 2, _verified("contoh.id"), reply_to="korban@korban.example"))
+        deliver(port, _mail("korban@korban.example", 3, forged_below))
+        deliver(port, _mail("warga@contoh.id", 4, other_mta))
+        for number in (5, 6, 7):  # authenticated: two acknowledgements a day, then none
+            deliver(port, _mail("warga@contoh.id", number, _verified("contoh.id")))
+        eventually(lambda: len(api_complaints(client, agent_token)) == 7, "all seven complaints")
+        # Replies are queued in the transaction that stores the complaint: all seven are in, so are they.
+        queued = stored_outbox(store, kind="reply")
+        sent = acks(relay, 2)
+
+    assert [row.payload["to"] for row in queued] == ["warga@contoh.id", "warga@contoh.id"]
+    assert sorted(message["In-Reply-To"] for message in sent) == [
+        "<ack-policy-5@contoh.id>",
+        "<ack-policy-6@contoh.id>",
+    ]
+    assert all("evil" not in message.as_string() for message in sent)

@@ -65,6 +65,23 @@ EXPECTED: dict[str, dict[str, Any] | type[Exception]] = {
     "cpython_msg_45.eml": {"text": "This is the signed contents.", "attachments": []},
     # A forwarded mail is kept whole as an attachment.
     "cpython_msg_46.eml": {"text": "GroupwiseForwardingTest", "attachments": [(None, "message/rfc822", 375)]},
+    # A picture pasted into the HTML branch (multipart/related) while the plain text is the one read.
+    "inline_image_in_html_alternative.eml": {
+        "text": "Lubang besar di depan pasar, fotonya saya tempel di bawah.",
+        "attachments": [("tempelan.png", "image/png", 168), ("surat-rt.pdf", "application/pdf", 27)],
+    },
+    # 7-bit bytes in a 7-bit charset: decoded by the declared charset, not read as ASCII.
+    "iso2022jp_subject_and_body.eml": {
+        "text": "道路に大きな穴があります。\n修理をお願いします。",
+        "subject": "道路の穴について",
+        "sender_name": "田中",
+    },
+    # One stray byte in a raw UTF-8 name, one broken encoded word: only they are replaced or kept.
+    "utf8_header_stray_byte_and_broken_word.eml": {
+        "subject": "Pengaduan jalan =?UTF-8?B?S2VydXNha2FuIG!!!?= rusak – é",
+        "sender_name": "Déwi Ñoviantï\ufffd",
+        "text": "Jalan rusak di Kelurahan Sukamaju.",
+    },
     "indonesian_signature.eml": {
         "text": (
             "Selamat pagi,\n\nJalan di depan SDN 3 Sudirman berlubang besar sejak dua minggu. Sudah ada "
@@ -313,3 +330,13 @@ def test_enrich_refuses_bytes_that_do_not_match_their_hash(tmp_path: Path) -> No
     tampered = ChannelMessage(**{**message.__dict__, "extra": {**message.extra, "media": media}})
     with pytest.raises(PayloadError):
         asyncio.run(save_attachments(tampered, smtp.SmtpSettings(), make_context(MemoryInbox().accept, tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [("utf-7", "Jalan rusak – mohon dibantu"), ("hz-gb-2312", "道路损坏"), ("iso-2022-kr", "도로 파손")],
+)
+def test_seven_bit_charsets_are_decoded_by_their_label(charset: str, text: str) -> None:
+    data = text.encode(charset)
+    assert data.isascii()
+    assert decode_text(data, charset) == text

@@ -52,7 +52,7 @@ def test_acknowledgement_answers_the_citizen_mail_in_its_thread() -> None:
     [(mail_from, rcpt_tos, message)] = relay.received
     assert mail_from == "lapor@kota.go.id"
     assert rcpt_tos == ["budi.santoso@contoh.id"]
-    assert message["Subject"] == "[LPR-7K3Q9X] Jalan berlubang – Jl. Sudirman"
+    assert message["Subject"] == "[LPR-7K3Q9X] Laporan Anda"  # never the sender's subject
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["In-Reply-To"] == message["References"] == "<CAB7x1@mail.contoh.id>"
     assert message["Message-ID"] == sent.provider_message_id
@@ -66,12 +66,14 @@ def test_our_own_acknowledgement_coming_back_is_ignored_not_answered() -> None:
         parse_mail(ack.as_bytes(), {"mail_from": "lapor@kota.go.id"}, "smtp")
 
 
-def test_a_follow_up_acknowledgement_does_not_repeat_re_or_the_tracking_id() -> None:
-    assert (
-        acknowledgement_subject("LPR-7K3Q9X", "Re: RE: [LPR-7K3Q9X] Jalan berlubang") == "[LPR-7K3Q9X] Jalan berlubang"
-    )
-    assert acknowledgement_subject("LPR-7K3Q9X", None) == "[LPR-7K3Q9X] Laporan Anda"
-    assert acknowledgement_subject(None, "Lampu mati") == "Re: Lampu mati"
+def test_the_acknowledgement_subject_never_echoes_the_senders_subject() -> None:
+    forged = "Re: Your account is suspended, log in at http://evil.example"
+    with running_relay() as relay:
+        send_through(relay.port, reply(extra={"subject": forged, "message_id": None}))
+    [(_, _, message)] = relay.received
+    assert message["Subject"] == "[LPR-7K3Q9X] Laporan Anda"
+    assert "evil" not in message.as_string()
+    assert acknowledgement_subject(None) == "Re: Laporan Anda"
 
 
 def test_a_mail_without_message_id_gets_an_acknowledgement_without_in_reply_to() -> None:

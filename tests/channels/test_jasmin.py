@@ -207,3 +207,8 @@ def test_send_failures_map_onto_retry_or_reject(status: int, body: bytes, error:
 def test_settings_refuse_an_enabled_channel_without_secret() -> None:
     with pytest.raises(ValidationError, match=r"channels\.jasmin\.secret"):
         jasmin.JasminSettings(enabled=True)
+
+
+def test_an_enabled_jasmin_without_send_url_stops_start_up() -> None:
+    with pytest.raises(ValidationError, match=r"channels\.jasmin\.send_url is empty — set it to Jasmin's HTTP API"):
+        jasmin.JasminSettings(enabled=True, secret=SECRET)

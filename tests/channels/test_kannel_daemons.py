@@ -11,9 +11,8 @@ import pytest
 
 from channels import kannel
 from channels.base import InboxItem, Reply
-from tests.channels.kannel_rig import SENDSMS_PASSWORD, SENDSMS_USER, KannelRig
-from tests.channels.sms_http_support import MemoryInbox, app_with, make_context, run, serve_app
-from tests.support.server import free_port
+from tests.channels.kannel_rig import SENDSMS_PASSWORD, SENDSMS_USER, KannelRig, running_behind_webhook
+from tests.channels.sms_http_support import MemoryInbox, run
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +26,9 @@ def get_url(port: int) -> str:
 
 @pytest.fixture(scope="module")
 def rig_and_inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KannelRig, MemoryInbox]]:
-    port = free_port()
-    rig = KannelRig(tmp_path_factory.mktemp("kannel"), get_url(port))
-    inbox = MemoryInbox()
-    settings = kannel.KannelSettings(enabled=True, secret=SECRET)
-    with serve_app(app_with(kannel.router(settings, make_context(inbox))), port):
-        rig.start()
-        try:
-            yield rig, inbox
-        finally:
-            rig.stop()
+    workdir = tmp_path_factory.mktemp("kannel")
+    with running_behind_webhook(lambda port: KannelRig(workdir, get_url(port)), SECRET) as running:
+        yield running
 
 
 def wait_for_item(inbox: MemoryInbox, sender_digits: str, timeout: float = 30.0) -> InboxItem:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from channels import telegram
-from channels.base import Reply
+from channels.base import Accepted, InboxItem, Reply
 from channels.telegram import TelegramSettings, inbox_item, parse
 from channels.telegram.bot_api import enrich_with_bot, send_with_bot
 from channels.telegram.edge import poll
@@ -176,7 +176,11 @@ def test_update_with_the_secret_is_stored_raw_keyed_by_bot_and_update_id() -> No
     assert item.raw == payload("photo_with_caption.json")
 
 
-@pytest.mark.parametrize("secret", ["tebakan", "", None], ids=["wrong", "empty", "missing"])
+@pytest.mark.parametrize(
+    "secret",
+    ["tebakan", "", None, SECRET[:-1], SECRET + "x", SECRET[:1]],
+    ids=["wrong", "empty", "missing", "prefix", "extra-characters", "first-character"],
+)
 def test_update_without_the_right_secret_is_refused_and_nothing_stored(secret: str | None) -> None:
     inbox = MemoryInbox()
     assert post_update(inbox, payload("text.json"), secret).status_code == 403
@@ -195,6 +199,14 @@ def test_malformed_update_with_the_secret_is_a_400_and_nothing_stored() -> None:
     response = post_update(inbox, payload("malformed_no_update_id.json"))
     assert response.status_code == 400
     assert "update_id" in response.text
+    assert inbox.items == {}
+
+
+def test_update_nested_ten_thousand_deep_is_a_400_naming_it_not_a_crash() -> None:
+    inbox = MemoryInbox()
+    response = post_update(inbox, b'{"update_id": 1, "message": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    assert response.status_code == 400
+    assert "recursion" in response.text
     assert inbox.items == {}
 
 
@@ -380,11 +392,54 @@ def test_polling_accepts_each_update_once_and_keeps_the_offset_in_state() -> Non
 
 
 def test_webhook_service_does_nothing_in_webhook_mode() -> None:
-    async def run() -> None:
-        async with httpx.AsyncClient() as http:
-            await telegram.service(settings(), make_context(http))
+    inbox, state, locks = MemoryInbox(), MemoryState(), Locks()
+    with fake_provider_api() as api:
 
-    asyncio.run(run())
+        async def run() -> None:
+            async with httpx.AsyncClient() as http:
+                ctx = make_context(http, inbox=inbox, state=state, locks=locks)
+                # Returns at once: a poller here would run until cancelled (and fail the wait).
+                await asyncio.wait_for(telegram.service(settings(api.url), ctx), timeout=30)
+
+        asyncio.run(run())
+        calls = api.seen("POST", bot_path("deleteWebhook")) + api.seen("POST", bot_path("getUpdates"))
+    assert calls == []  # the webhook Telegram has set stays set; nobody polls it away
+    assert (locks.held, state.values, inbox.items) == ([], {}, {})
+
+
+class _RefusesSecond(MemoryInbox):
+    """An inbox that stores the first update and is down for the rest."""
+
+    async def __call__(self, item: InboxItem) -> Accepted:
+        if self.items:
+            raise RuntimeError("database unavailable")
+        return await super().__call__(item)
+
+
+def test_polling_never_moves_the_offset_past_an_update_that_was_not_stored() -> None:
+    updates = [
+        {"update_id": 871250001, "message": {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}}},
+        {"update_id": 871250002, "message": {"message_id": 2, "date": 2, "chat": {"id": 5, "type": "private"}}},
+    ]
+    inbox, state = _RefusesSecond(), MemoryState()
+    with fake_provider_api() as api:
+        api.route("POST", bot_path("deleteWebhook"), Canned.json({"ok": True, "result": True}))
+        api.route("POST", bot_path("getUpdates"), Canned.json({"ok": True, "result": updates}))
+
+        async def run() -> BaseException | None:
+            async with httpx.AsyncClient() as http:
+                ctx = make_context(http, inbox=inbox, state=state)
+                task = poll(settings(api.url, mode="polling"), ctx, long_poll_s=0, pause_s=0)
+                try:
+                    await asyncio.wait_for(task, timeout=30)
+                except RuntimeError as exc:
+                    return exc
+                return None
+
+        crashed = asyncio.run(run())
+    assert isinstance(crashed, RuntimeError)  # the supervisor restarts the poller, which reads from the offset
+    assert inbox.keys == [f"{BOT_ID}:871250001"]
+    assert state.values[f"telegram:{BOT_ID}:offset"] == 871250002  # past the stored one only
 
 
 # --- settings ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import Gateway, create_app
+from gateway.auth import create_token
 from gateway.config import Config
 from sinks.store.db import Store
 from tests.channels.sms_http_support import PAYLOADS, serve_app
@@ -19,6 +20,7 @@ from tests.channels.test_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, sign
 from tests.conftest import bearer
 from tests.support.e2e import complaint_records, eventually, inbox_count, post_at_once, stored_inbox, stored_replies
 from tests.support.provider_api import ANY, Canned, ProviderApi
+from tests.web.support import PASSWORD, add_staff, csrf_of
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REPLY_SID = "SMfeedface0000000000000000000000aa"
@@ -199,4 +201,40 @@ def test_status_callback_updates_the_reply_and_makes_no_complaint(
             lambda: stored_replies(store, status="done")[0].delivery_status == "delivered", "the receipt to be applied"
         )
         eventually(lambda: stored_inbox(store)[-1].status == "ignored", "the callback row to be marked ignored")
-    assert len(complaint_records(store)) == 1
+        [record] = complaint_records(store)
+        # The receipt is shown: in the API's single record and on the staff detail page.
+        token = create_token(store, "siti", "agent")
+        api_record = client.get(f"/api/v1/complaints/{record['tracking_id']}", headers=bearer(token)).json()
+        [shown] = api_record["replies"]
+        assert (shown["status"], shown["delivery_status"]) == ("done", "delivered")
+        assert shown["text"] == ACK.format(record["tracking_id"]) and shown["provider_message_id"] == REPLY_SID
+        add_staff(store)
+        form = {"username": "siti", "password": PASSWORD, "csrf_token": csrf_of(client.get("/login").text)}
+        assert client.post("/login", data=form, follow_redirects=False).status_code == 303
+        page = client.get(f"/pengaduan/{record['tracking_id']}").text
+        assert "Balasan ke pelapor" in page and 'sampai <span class="muted">(delivered)</span>' in page
+
+
+def resent_as(body: bytes, sid: str) -> bytes:
+    """The same citizen's next message: another MessageSid, same sender."""
+    fields = [
+        (key, sid if key in ("MessageSid", "SmsSid", "SmsMessageSid") else value)
+        for key, value in parse_qsl(body.decode())
+    ]
+    return "&".join(f"{quote(key, safe='')}={quote(value, safe='')}" for key, value in fields).encode()
+
+
+def test_whatsapp_through_twilio_joins_the_open_complaint_and_sms_does_not(
+    twilio_config: Config, store: Store, running_client: Callable[[Config], TestClient], twilio_api: ProviderApi
+) -> None:
+    whatsapp = payload("whatsapp_location.form")
+    sms = payload("sms_basic.form")
+    bodies = [whatsapp, resent_as(whatsapp, "SM" + "1" * 32), sms, resent_as(sms, "SM" + "2" * 32)]
+    with running_client(twilio_config) as client:
+        for count, body in enumerate(bodies, start=1):
+            assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
+            eventually(lambda: len(complaint_records(store)) == count, "a complaint")  # noqa: B023 (used at once)
+    first, follow_up, text, second_text = complaint_records(store)
+    assert (first["channel"], follow_up["channel"]) == ("whatsapp", "whatsapp")
+    assert follow_up["parent_tracking_id"] == first["tracking_id"]  # followup_window_minutes (default 30)
+    assert (text["channel"], second_text["parent_tracking_id"]) == ("sms", None)  # an SMS number is no chat

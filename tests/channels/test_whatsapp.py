@@ -331,6 +331,14 @@ def test_signed_malformed_json_is_a_400_naming_the_problem_and_nothing_stored() 
     assert inbox.items == {}
 
 
+def test_signed_json_nested_ten_thousand_deep_is_a_400_naming_it_not_a_crash() -> None:
+    inbox = MemoryInbox()
+    response = post_signed(inbox, b'{"object": ' + b"[" * 10_000 + b"]" * 10_000 + b"}")
+    assert response.status_code == 400
+    assert "recursion" in response.text
+    assert inbox.items == {}
+
+
 def test_retry_batched_differently_stores_each_wamid_once() -> None:
     inbox = MemoryInbox()
     both = payload("multi_message.json")

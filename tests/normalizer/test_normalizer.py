@@ -191,3 +191,13 @@ def test_a_custom_keyword_list_is_honoured() -> None:
     outcome = normalize(sms("ADUAN lampu mati"), RECEIVED, keywords=["ADUAN"])
     assert isinstance(outcome, NewComplaint)
     assert outcome.record.body == "lampu mati"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Statusnya jalan rusak di Jl. Merdeka belum diperbaiki", "statuskan tanah saya", "STATUSQUO pasar ini"],
+)
+def test_a_word_that_starts_with_status_is_a_complaint_not_a_status_question(text: str) -> None:
+    outcome = normalize(sms(text), RECEIVED)
+    assert isinstance(outcome, NewComplaint)
+    assert outcome.record.body == text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,10 +24,12 @@ class Canned:
     body: bytes = b""
     content_type: str = "text/plain"
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering (a long poll that finds nothing, a slow provider).
+    delay_s: float = 0.0
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> Canned:
-        return cls(status=status, body=json.dumps(data).encode(), content_type="application/json")
+    def json(cls, data: Any, status: int = 200, delay_s: float = 0.0) -> Canned:
+        return cls(status=status, body=json.dumps(data).encode(), content_type="application/json", delay_s=delay_s)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class ProviderApi:
                     body=body,
                 )
                 answer = api._answer(recorded)
+                if answer.delay_s:
+                    time.sleep(answer.delay_s)
                 self.send_response(answer.status)
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))

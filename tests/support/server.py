@@ -61,11 +61,11 @@ class Served:
                 self.kill_hard()
 
 
-def serve(config: Path, port: int, log: Path) -> Served:
-    """Start the gateway and wait (bounded) until /readyz answers."""
+def serve(config: Path, port: int, log: Path, *options: str) -> Served:
+    """Start the gateway (``options`` go to ``serve``, e.g. ``--workers 2``); wait (bounded) for /readyz."""
     with open(log, "ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+            [sys.executable, "-m", "gateway", "--config", str(config), "serve", *options],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import contextlib
+import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from alembic import command
 from sqlalchemy import func, inspect, select
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from channels import csv_import
@@ -16,7 +19,7 @@ from gateway import users
 from gateway.cli import app
 from normalizer.errors import AuthError
 from sinks.store.db import Store, alembic_config
-from sinks.store.models import InboxMessage, StaffUser, utcnow
+from sinks.store.models import InboxMessage, StaffUser, Throttle, utcnow
 
 PASSWORD = "kata-sandi-panjang"
 
@@ -42,35 +45,80 @@ def test_accounts_refuse_bad_names_short_passwords_unknown_roles_and_twins(store
             users.create_user(store, username, password, role)
 
 
-def test_misses_lock_the_account_for_longer_each_time_and_a_good_password_resets(store: Store) -> None:
+def _outcome(store: Store, username: str, password: str, now: datetime, address: str | None = None) -> str:
+    try:
+        users.check_password(store, username, password, now=now, address=address)
+    except users.Throttled as exc:
+        return f"wait {exc.seconds}"
+    except AuthError:
+        return "wrong"
+    return "in"
+
+
+def test_misses_slow_the_account_with_growing_delays_and_a_good_password_clears_them(store: Store) -> None:
     users.create_user(store, "siti", PASSWORD, "agent")
-    start = utcnow()
-    for _ in range(users.FREE_MISSES - 1):
-        with pytest.raises(AuthError) as miss:
-            users.check_password(store, "siti", "salah", now=start)
-        assert not isinstance(miss.value, users.LockedOut)
-    with pytest.raises(users.LockedOut) as locked:
-        users.check_password(store, "siti", "salah", now=start)
-    assert locked.value.until == start + timedelta(minutes=1)
-    with pytest.raises(users.LockedOut):  # even the right password waits out the lock
-        users.check_password(store, "siti", PASSWORD, now=start + timedelta(seconds=30))
-
-    later = start + timedelta(minutes=2)
-    with pytest.raises(users.LockedOut) as again:
-        users.check_password(store, "siti", "salah", now=later)
-    assert again.value.until == later + timedelta(minutes=2)  # the sixth miss doubles the lock
-
-    assert users.check_password(store, "siti", PASSWORD, now=later + timedelta(minutes=3)).name == "siti"
-    with pytest.raises(AuthError) as fresh:
-        users.check_password(store, "siti", "salah", now=later + timedelta(minutes=3))
-    assert not isinstance(fresh.value, users.LockedOut)
+    t = utcnow()
+    assert [_outcome(store, "siti", "salah", t) for _ in range(5)] == ["wrong"] * 5
+    assert _outcome(store, "siti", PASSWORD, t) == "wait 1"  # even the right password waits
+    assert _outcome(store, "siti", "salah", t + timedelta(seconds=1)) == "wrong"  # the sixth miss doubles it
+    assert _outcome(store, "siti", PASSWORD, t + timedelta(seconds=2)) == "wait 1"
+    assert _outcome(store, "siti", PASSWORD, t + timedelta(seconds=3)) == "in"
+    assert _outcome(store, "siti", "salah", t + timedelta(seconds=3)) == "wrong"  # counting starts again
 
 
-def test_lock_durations_double_up_to_an_hour() -> None:
-    assert [users.lock_duration(n) for n in (0, 4)] == [None, None]
-    assert users.lock_duration(5) == timedelta(minutes=1)
-    assert users.lock_duration(7) == timedelta(minutes=4)
-    assert users.lock_duration(500) == timedelta(hours=1)
+def test_an_attacker_cannot_lock_an_admin_out_for_more_than_a_minute(store: Store) -> None:
+    users.create_user(store, "rina", PASSWORD, "admin")
+    t = utcnow()
+    waits = []
+    for _ in range(40):  # an attacker guessing as fast as the delays allow
+        outcome = _outcome(store, "rina", "tebakan", t)
+        if outcome.startswith("wait"):
+            waits.append(int(outcome.split()[1]))
+            t += timedelta(seconds=int(outcome.split()[1]))
+    assert max(waits) == 60
+    assert _outcome(store, "rina", PASSWORD, t + timedelta(seconds=60)) == "in"
+
+
+def test_unknown_disabled_and_real_accounts_are_answered_alike(store: Store) -> None:
+    users.create_user(store, "siti", PASSWORD, "agent")
+    users.create_user(store, "rina", PASSWORD, "admin")
+    users.disable_user(store, "rina")
+    t = utcnow()
+    answers = {
+        name: [_outcome(store, name, "salah", t + timedelta(seconds=n)) for n in (0, 0, 0, 0, 0, 0, 1, 1, 2)]
+        for name in ("siti", "rina", "hantu")
+    }
+    assert answers["siti"] == answers["rina"] == answers["hantu"]
+    assert "wait 1" in answers["hantu"]
+
+
+def test_one_address_guessing_across_many_names_is_slowed(store: Store) -> None:
+    t = utcnow()
+    guesses = [_outcome(store, f"nama{n}", "salah", t, address="203.0.113.9") for n in range(12)]
+    assert guesses[:10] == ["wrong"] * 10
+    assert guesses[10:] == ["wait 1", "wait 1"]
+    assert _outcome(store, "nama99", "salah", t, address="198.51.100.7") == "wrong"  # another address is not
+
+
+def test_concurrent_misses_are_each_counted(store: Store) -> None:
+    users.create_user(store, "siti", PASSWORD, "agent")
+    t = utcnow()
+    # As many at once as the free misses: every one is a guess checked and counted, none waits.
+    start = threading.Barrier(users.ACCOUNT_DELAYS.free)
+
+    def guess() -> None:
+        start.wait()
+        with contextlib.suppress(AuthError):
+            users.check_password(store, "siti", "salah", now=t)
+
+    threads = [threading.Thread(target=guess) for _ in range(users.ACCOUNT_DELAYS.free)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    with store.read() as session:
+        row = session.execute(select(Throttle).where(col(Throttle.key) == "login-user:siti")).scalar_one()
+    assert row.count == users.ACCOUNT_DELAYS.free  # none lost to a read-modify-write race
 
 
 def test_disabled_and_unknown_users_cannot_sign_in(store: Store) -> None:

@@ -116,18 +116,35 @@ def test_session_cookie_is_httponly_and_lax(site: Site) -> None:
     assert "secure" not in cookie  # public_url is http here; see the https test below
 
 
-def test_session_cookie_is_secure_behind_https(make_config: Callable[..., Config], store: Store) -> None:
+def test_session_cookie_is_secure_when_the_browser_came_over_https(
+    make_config: Callable[..., Config], store: Store
+) -> None:
     add_staff(store)
     config = make_config(channels=quiet_channels(), http={"public_url": "https://lapor.example.go.id"})
     with live_site(config, store) as site, httpx.Client(base_url=site.url) as client:
-        page = client.get("/login")
+        # The providers' URL is https, the staff's intranet is plain http: the cookie must not be Secure.
+        assert "secure" not in client.get("/login").headers["set-cookie"].lower()
+        # A TLS-terminating proxy on this host says the browser used https (uvicorn trusts 127.0.0.1).
+        https = {"X-Forwarded-Proto": "https"}
+        page = client.get("/login", headers=https)
         assert "secure" in page.headers["set-cookie"].lower()
         # httpx keeps Secure cookies off plain http, as a browser would: hand the login cookie over by hand.
         cookie = f"lapor_login_csrf={page.cookies['lapor_login_csrf']}"
         form = {"username": "siti", "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        answer = client.post("/login", data=form, headers={"Cookie": cookie})
+        answer = client.post("/login", data=form, headers={"Cookie": cookie, **https})
     assert answer.status_code == 303
     assert "secure" in answer.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize("forced", [True, False])
+def test_web_cookie_secure_overrides_the_request(
+    make_config: Callable[..., Config], store: Store, forced: bool
+) -> None:
+    config = make_config(channels=quiet_channels(), web={"cookie_secure": forced})
+    with live_site(config, store) as site, httpx.Client(base_url=site.url) as client:
+        for headers in ({}, {"X-Forwarded-Proto": "https"}):
+            cookie = client.get("/login", headers=headers).headers["set-cookie"].lower()
+            assert ("secure" in cookie) is forced
 
 
 def test_a_form_post_without_its_csrf_token_is_refused(site: Site, agent: httpx.Client, admin: httpx.Client) -> None:
@@ -417,23 +434,23 @@ def test_csv_import_previews_row_errors_and_a_second_upload_adds_nothing(site: S
     assert sample.content.decode("utf-8-sig").startswith("isi,judul,sumber,")
 
 
-def test_wrong_passwords_lock_the_account(site: Site) -> None:
+def test_wrong_passwords_slow_the_sign_in_alike_for_real_and_made_up_names(site: Site) -> None:
     with httpx.Client(base_url=site.url) as client:
 
-        def attempt(password: str) -> httpx.Response:
+        def attempt(username: str, password: str) -> httpx.Response:
             token = csrf_of(client.get("/login").text)
-            return client.post("/login", data={"username": "siti", "password": password, "csrf_token": token})
+            return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
-        for _ in range(4):
-            wrong = attempt("salah-salah-salah")
-            assert wrong.status_code == 400
-            assert "Nama pengguna atau kata sandi salah." in wrong.text
-        fifth = attempt("salah-salah-salah")
-        right_but_locked = attempt(PASSWORD)
-    for locked in (fifth, right_but_locked):
-        assert locked.status_code == 429
-        assert "Akun dikunci sampai" in locked.text and "WIB" in locked.text
-        assert "lapor_session" not in locked.headers.get("set-cookie", "")
+        for username in ("siti", "tidak-ada"):
+            for _ in range(5):
+                wrong = attempt(username, "salah-salah-salah")
+                assert wrong.status_code == 400
+                assert "Nama pengguna atau kata sandi salah." in wrong.text
+            waiting = attempt(username, PASSWORD)
+            assert waiting.status_code == 429
+            assert "Coba lagi dalam 1 detik" in waiting.text
+            assert waiting.headers["retry-after"] == "1"
+            assert "lapor_session" not in waiting.headers.get("set-cookie", "")
 
 
 def test_logout_and_disabling_end_the_session(site: Site, agent: httpx.Client) -> None:
@@ -443,3 +460,23 @@ def test_logout_and_disabling_end_the_session(site: Site, agent: httpx.Client) -
     token = csrf_of(agent.get("/pengaduan").text)
     assert agent.post("/logout", data={"csrf_token": token}).status_code == 303
     assert agent.get("/pengaduan").status_code == 303
+
+
+def test_a_raw_payload_that_cannot_be_pretty_printed_never_breaks_the_failed_list(
+    site: Site, admin: httpx.Client
+) -> None:
+    # A mail body of 5,000 `[` (what an attacker sent), valid JSON nested 500 deep, and markup.
+    failed_row(site.store, b"[" * 5000, channel="email", provider="smtp")
+    failed_row(site.store, b"[" * 500 + b"]" * 500, channel="email", provider="smtp")
+    failed_row(site.store, b"<script>alert(1)</script>", channel="email", provider="smtp")
+    for _ in range(2):  # every load, not only the first
+        page = admin.get("/gagal")
+        assert page.status_code == 200
+        assert "[" * 5000 in page.text
+        assert "[" * 500 + "]" * 500 in page.text
+        assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)" in page.text
+
+
+def test_audit_paging_beyond_64_bits_is_refused_not_a_crash(admin: httpx.Client) -> None:
+    assert admin.get(f"/audit?sebelum={2**64}").status_code == 422
+    assert admin.get(f"/gagal?diantrekan={2**64}").status_code == 422

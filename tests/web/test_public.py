@@ -235,8 +235,11 @@ def test_unacceptable_files_are_named_beside_the_field_and_nothing_is_stored(
 def test_body_over_the_limit_is_refused_before_it_is_read(site: Callable[..., TestClient], store: Store) -> None:
     with site(max_files=1, max_file_bytes=1024 * 1024) as client:
         refused = submit(client, files=[("a.jpg", PHOTO + b"\x00" * (1400 * 1024), "image/jpeg")])
+        api = client.post("/api/v1/public/reports", content=b"x" * (1400 * 1024), headers={"X-Api-Key": APP_KEY})
     assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("text/html")  # a page a person can read, not JSON
     assert "terlalu besar" in refused.text
+    assert api.status_code == 413 and "detail" in api.json()
     assert stored_inbox(store) == []
 
 

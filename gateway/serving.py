@@ -1,0 +1,81 @@
+"""How ``lapor-gateway serve`` starts its HTTP processes: the uvicorn options in one place, and ``--workers N``.
+
+N > 1 is a pre-fork master (uvicorn's own supervisor): the master binds the
+port once and N children accept on that one socket. Chosen over
+``SO_REUSEPORT`` because the accept queue is shared: when a child dies (even
+``kill -9``) the connections waiting in the backlog are taken by its siblings
+instead of being reset with the dead child's own queue, and the master starts
+a replacement. Each child builds its own ``Gateway`` (store engine, inbox
+writer, worker thread, channel services); services that must be single take
+the PostgreSQL advisory lock (``ChannelContext.exclusive``), so exactly one
+child of the whole installation runs each.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.config import Config, load_config
+from gateway.limits import server_options
+from gateway.logs import configure_logging
+
+# The child processes find their configuration here: a path, or "" for the embedded defaults.
+CONFIG_ENV = "LAPOR_GATEWAY_SERVE_CONFIG"
+
+
+def uvicorn_options(config: Config) -> dict[str, Any]:
+    """Every option ``serve`` gives uvicorn, for one process or many (limits and timeouts belong here too)."""
+    return {
+        "host": config.http.host,
+        "port": config.http.port,
+        "log_level": "warning",
+        # The C event loop and HTTP parser: measured in `make bench` (see docs/scaling.md).
+        "loop": "uvloop",
+        "lifespan": "on",
+        # httptools with the head deadline, keep-alive and connection limits (gateway/limits.py).
+        **server_options(config.http),
+    }
+
+
+def effective_workers(config: Config, requested: int | None) -> tuple[int, str | None]:
+    """How many HTTP processes to run, and a one-line note when fewer than asked."""
+    workers = requested if requested is not None else config.http.workers
+    if workers > 1 and not config.database.url.startswith(("postgresql", "postgres")):
+        return 1, (
+            f"http.workers: {workers} asked, serving with 1 process — SQLite has one writer; "
+            "use PostgreSQL (database.url) to run more"
+        )
+    return workers, None
+
+
+def build_app(config: Config) -> FastAPI:
+    """One process's app: its own store engine, inbox writer, worker and services."""
+    from gateway.app import Gateway, create_app
+    from sinks.store.db import open_store
+
+    store = open_store(config.database.url, echo=config.database.echo)
+    return create_app(Gateway(config, store))
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each pre-forked child calls (uvicorn imports it by name in a fresh interpreter)."""
+    given = os.environ.get(CONFIG_ENV, "")
+    config = load_config(Path(given) if given else None)
+    configure_logging(config.logging.level, config.logging.format)
+    return build_app(config)
+
+
+def run(config: Config, config_path: Path | None, workers: int) -> None:
+    """Serve until stopped: in this process when ``workers`` is 1, else under uvicorn's pre-fork master."""
+    import uvicorn
+
+    options = uvicorn_options(config)
+    if workers <= 1:
+        uvicorn.run(build_app(config), **options)
+        return
+    os.environ[CONFIG_ENV] = str(config_path.resolve()) if config_path else ""
+    uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
