@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels.media import MediaLimits
 from normalizer.types import Attachment, ChannelMessage
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ class ChannelContext:
     # lock on PG); single pollers and the SMPP bind run inside it.
     exclusive: Callable[[str], AbstractAsyncContextManager[None]]
     http: httpx.AsyncClient
+    # The operator's ``media:`` limits, for ``channels.media.fetch_media``.
+    media: MediaLimits = field(default_factory=MediaLimits)
 
 
 Parse = Callable[[bytes, Mapping[str, Any]], list[ChannelMessage]]
@@ -136,9 +139,16 @@ ExternalId = Callable[[bytes, Mapping[str, Any]], str]
 Send = Callable[[Reply, Any, httpx.AsyncClient], Awaitable[Sent]]
 MakeRouter = Callable[[Any, ChannelContext], "APIRouter"]
 Service = Callable[[Any, ChannelContext], Awaitable[None]]
-# Runs in the worker after ``parse`` and before the store transaction: I/O
-# such as downloading media into attachments. Raise a retryable error to retry.
+# Runs in the worker after ``parse`` and before the store transaction: local
+# I/O such as saving attachment bytes that came inside the payload (e-mail).
+# Raise a retryable error to retry.
 Enrich = Callable[[ChannelMessage, Any, ChannelContext], Awaitable[ChannelMessage]]
+# Fetches one attachment a stored complaint still waits for, from the
+# descriptor ``parse`` put in ``ChannelMessage.pending_media``, and saves it
+# (``ctx.save_attachment``). Runs in a media job of its own, never before the
+# complaint and its acknowledgement: ``ProviderError`` retries the job with
+# backoff, ``ProviderRejected`` (gone, forbidden, refused) fails it for good.
+FetchMedia = Callable[[Mapping[str, Any], Any, ChannelContext], Awaitable[Attachment]]
 Receipts = Callable[[bytes, Mapping[str, Any]], list[Receipt]]
 
 
@@ -148,8 +158,9 @@ class ChannelAdapter:
 
     ``router`` mounts the channel's webhook endpoints; ``service`` is a
     long-running listener or poller (SMTP, IMAP, SMPP, Telegram polling),
-    started by ``serve`` when the channel is enabled. ``enrich`` does the I/O
-    that ``parse`` must not (media downloads); ``receipts`` turns a provider's
+    started by ``serve`` when the channel is enabled. ``enrich`` does local
+    I/O that ``parse`` must not; ``fetch_media`` downloads one attachment in
+    a job of its own after the complaint is stored; ``receipts`` turns a provider's
     delivery reports into outbox status updates. A channel without ``send``
     has nobody to answer on its own wire.
     """
@@ -164,3 +175,4 @@ class ChannelAdapter:
     service: Service | None = None
     enrich: Enrich | None = None
     receipts: Receipts | None = None
+    fetch_media: FetchMedia | None = None

@@ -20,15 +20,14 @@ from fastapi import APIRouter, Response
 from pydantic import model_validator
 
 from channels.base import ChannelAdapter, ChannelContext, Reply, Sent
-from channels.gsm import is_gsm
+from channels.gsm import DC_SMSC_DEFAULT, DC_UCS2, decode_data_coding, encode_default_alphabet, fits_default_alphabet
 from channels.sms_http import (
     Form,
     SecretFormSettings,
     call_provider,
-    decode_data_coding,
+    data_coding_of,
     fallback_external_id,
     login_and_addresses,
-    parse_int,
     secret_form_router,
     sms_message,
 )
@@ -38,7 +37,6 @@ from normalizer.types import ChannelMessage
 PROVIDER = "jasmin"
 WEBHOOK_PATH = "/webhooks/jasmin"
 ACK = b"ACK/Jasmin"
-CODING_UCS2 = 8
 # Jasmin's /send answers ``Success "<message uuid>"``.
 _SUCCESS = re.compile(r'^Success\s+"([^"]+)"')
 
@@ -83,13 +81,18 @@ def message_bytes(form: Form) -> bytes:
 
 
 def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
+    """The MO message; data_coding 0 is read with the alphabet the edge recorded in ``meta`` (GSM 03.38 if none)."""
     form = Form.parse(raw)
     if _is_receipt(form):
         raise IgnoredMessage(f"jasmin delivery receipt ({form.get('message_status')})")
     sender = form.get("from")
     if not sender:
         raise PayloadError("jasmin: request has no from")
-    text = decode_data_coding(message_bytes(form), parse_int(form.get("coding")) or 0)
+    octets = message_bytes(form)
+    coding = data_coding_of(form.get_bytes("coding")) or DC_SMSC_DEFAULT
+    decoded = decode_data_coding(octets, coding, meta.get("default_alphabet") or "gsm0338")
+    # Binary data codings carry no text; Latin-1 shows every octet rather than dropping the message.
+    text = decoded if decoded is not None else octets.decode("latin-1")
     return [
         sms_message(
             provider=PROVIDER,
@@ -101,13 +104,25 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
     ]
 
 
+def destination(number: str) -> str:
+    """``to`` as Jasmin wants it: digits only. Jasmin copies ``to`` into ``destination_addr``
+    unchanged and takes TON/NPI from the connector (``dst_ton 1``, ``dst_npi 1``: international),
+    so a ``+`` would reach the SMSC, which may refuse it."""
+    return number[1:] if number.startswith("+") else number
+
+
 def send_form(reply: Reply, settings: JasminSettings) -> dict[str, str]:
-    """The /send parameters: plain ``content`` when GSM-7 fits, else UCS-2 as ``hex-content`` with coding 8."""
-    form = dict(login_and_addresses(reply, settings))
-    if is_gsm(reply.text):
-        form["content"] = reply.text
+    """The /send parameters, always as ``hex-content`` so the octets are exactly ours.
+
+    Coding 0 carries the text in the SMSC's default alphabet (GSM 03.38 septets,
+    or ASCII/Latin-1 bytes) when it fits; anything else goes as UCS-2, coding 8.
+    """
+    form = dict(login_and_addresses(reply, settings, to=destination(reply.to)))
+    if fits_default_alphabet(reply.text, settings.default_alphabet):
+        form["coding"] = str(DC_SMSC_DEFAULT)
+        form["hex-content"] = encode_default_alphabet(reply.text, settings.default_alphabet).hex()
     else:
-        form["coding"] = str(CODING_UCS2)
+        form["coding"] = str(DC_UCS2)
         form["hex-content"] = reply.text.encode("utf-16-be").hex()
     return form
 
@@ -128,6 +143,7 @@ def router(settings: JasminSettings, ctx: ChannelContext) -> APIRouter:
         ctx=ctx,
         external_id=external_id,
         rejected_event=REJECTED,
+        meta={"default_alphabet": settings.default_alphabet},
         # Jasmin re-sends until the body is exactly ACK/Jasmin.
         stored=lambda: Response(content=ACK, media_type="text/plain"),
         # Anything but ACK/Jasmin makes Jasmin deliver again later.

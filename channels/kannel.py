@@ -19,7 +19,7 @@ import httpx
 from fastapi import APIRouter, Response
 
 from channels.base import ChannelAdapter, ChannelContext, Reply, Sent
-from channels.gsm import is_gsm
+from channels.gsm import fits_default_alphabet
 from channels.sms_http import (
     Form,
     SecretFormSettings,
@@ -88,9 +88,15 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
 
 
 def sendsms_query(reply: Reply, settings: KannelSettings) -> str:
-    """The sendsms query: UTF-8 text when GSM-7 fits, else ``coding=2`` with UTF-16BE octets."""
+    """The sendsms query: UTF-8 text when the SMSC's default alphabet carries it, else ``coding=2`` with UTF-16BE.
+
+    ``to`` stays E.164 with its ``+`` (sent as ``%2B``): Kannel's SMPP module strips
+    the ``+`` itself and sets TON international, which digits alone would not get.
+    Kannel maps coding 0 onto the SMSC's alphabet (its ``alt-charset``); a text that
+    alphabet cannot carry (``€`` on an ASCII SMSC) goes as UCS-2 rather than as ``?``.
+    """
     pairs: list[tuple[str, str | bytes]] = [*login_and_addresses(reply, settings)]
-    if is_gsm(reply.text):
+    if fits_default_alphabet(reply.text, settings.default_alphabet):
         pairs += [("charset", "UTF-8"), ("text", reply.text.encode("utf-8"))]
     else:
         pairs += [("coding", str(CODING_UCS2)), ("charset", "UTF-16BE"), ("text", reply.text.encode("utf-16-be"))]

@@ -2,8 +2,8 @@
 
 Form bodies decoded to *bytes* (Kannel and Jasmin put UTF-16BE or Latin-1
 octets behind the percent escapes, so a form must never be read as UTF-8 up
-front), SMS text by charset or data coding (the GSM 03.38 tables are
-``channels.gsm``'s), the shared-secret check, and the mapping of a provider
+front), SMS text by charset (data codings and GSM 03.38 are ``channels.gsm``'s),
+the shared-secret check, and the mapping of a provider
 API's answer onto the error tree.
 """
 
@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import SecretStr, model_validator
 
 from channels.base import Accepted, ChannelContext, ChannelSettings, InboxItem, Reply
-from channels.gsm import ESC, GSM_BASIC, GSM_EXTENSION
+from channels.gsm import Alphabet
 from normalizer.errors import AuthError, ProviderError, StoreUnavailable, raise_for_provider_status
 from normalizer.phone import to_e164
 from normalizer.types import ChannelMessage
@@ -40,6 +40,8 @@ class SecretFormSettings(ChannelSettings):
     secret: SecretStr = SecretStr("")
     username: str = ""
     password: SecretStr = SecretStr("")
+    # What data_coding 0 means on the operator's SMSC behind this gateway (docs/channels/sms-alphabet.md).
+    default_alphabet: Alphabet = "gsm0338"
 
     @model_validator(mode="after")
     def _secret_when_enabled(self) -> Self:
@@ -49,12 +51,12 @@ class SecretFormSettings(ChannelSettings):
         return self
 
 
-def login_and_addresses(reply: Reply, settings: SecretFormSettings) -> list[tuple[str, str]]:
-    """How a send request to Kannel or Jasmin opens: the login, ``to``, and ``from`` when we know our number."""
+def login_and_addresses(reply: Reply, settings: SecretFormSettings, to: str | None = None) -> list[tuple[str, str]]:
+    """How a send request to Kannel or Jasmin opens: the login, ``to`` (as the gateway spells it), and ``from``."""
     params = [
         ("username", settings.username),
         ("password", settings.password.get_secret_value()),
-        ("to", reply.to),
+        ("to", reply.to if to is None else to),
     ]
     our_number = reply.extra.get("our_number")
     if our_number:
@@ -136,28 +138,6 @@ def fallback_external_id(form: Form, *names: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def decode_gsm7(data: bytes) -> str:
-    """GSM 03.38 septets, one per octet (unpacked, as Jasmin carries them).
-
-    Not ``channels.gsm.gsm_decode``: on malformed input this one has always differed (ESC ESC gives
-    U+001B, not a space; ESC before an octet above 0x7F gives the basic character of its low 7 bits).
-    """
-    chars: list[str] = []
-    escaped = False
-    for octet in data:
-        if escaped:
-            # An unknown escape shows the base character, as handsets do.
-            chars.append(GSM_EXTENSION.get(octet, GSM_BASIC[octet & 0x7F]))
-            escaped = False
-        elif octet == ESC:
-            escaped = True
-        elif octet < 0x80:
-            chars.append(GSM_BASIC[octet])
-        else:
-            chars.append("\ufffd")
-    return "".join(chars)
-
-
 # Labels SMS gateways use that Python spells differently, or that lie.
 _CHARSET_ALIASES = {
     "ucs-2": "utf-16-be",
@@ -180,15 +160,20 @@ def decode_with_charset(data: bytes, charset: str) -> str | None:
     return data.decode(name, errors="replace")
 
 
-def decode_data_coding(data: bytes, coding: int) -> str:
-    """Bytes by SMPP ``data_coding``: 0 GSM 03.38, 1 IA5/ASCII, 3 Latin-1, 8 UCS-2; others as Latin-1."""
-    if coding == 0:
-        return decode_gsm7(data)
-    if coding == 1:
-        return data.decode("ascii", errors="replace")
-    if coding == 8:
-        return data.decode("utf-16-be", errors="replace")
-    return data.decode("latin-1")
+def data_coding_of(value: bytes | None) -> int | None:
+    """A ``coding`` field as the data_coding octet: digits as the docs show (``8``), or the raw octet (``%08``).
+
+    Real Jasmin posts the octet itself (its own routing tests assert ``b"\\x08"``), so one
+    byte that is not an ASCII digit is taken as the value; ``8`` and ``%08`` are the same coding.
+    """
+    if not value:
+        return None
+    text = value.strip(b" ")
+    if text.isdigit():
+        return int(text)
+    if len(value) == 1:
+        return value[0]
+    return None
 
 
 def parse_int(value: str | None) -> int | None:
@@ -267,11 +252,13 @@ def secret_form_router(
     rejected_event: str,
     stored: Callable[[], Response],
     unavailable: Callable[[], Response],
+    meta: Mapping[str, Any] | None = None,
 ) -> APIRouter:
     """The edge of a gateway that calls ``path`` with a form (GET or POST) carrying ``secret``.
 
     A wrong secret is a 403; otherwise the form, minus the secret, goes to the inbox and the
     gateway gets ``stored()`` after the commit, or ``unavailable()`` when it could not be stored.
+    ``meta`` is kept with each row (the connection's default alphabet, which ``parse`` reads).
     """
     api = APIRouter()
 
@@ -284,7 +271,9 @@ def secret_form_router(
         except AuthError as exc:
             log.warning(rejected_event, reason=str(exc))
             return Response(status_code=403)
-        item = InboxItem(channel="sms", provider=provider, external_id=external_id(raw, {}), raw=raw)
+        item = InboxItem(
+            channel="sms", provider=provider, external_id=external_id(raw, {}), raw=raw, meta=dict(meta or {})
+        )
         if await accept_or_none(ctx, item) is None:
             return unavailable()
         return stored()

@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, model_validator
 from twilio.request_validator import RequestValidator
 
 from channels.base import ChannelAdapter, ChannelContext, ChannelSettings, InboxItem, Receipt, Reply, Sent
+from channels.media import fetch_media as fetch
 from channels.sms_http import Form, accept_or_none, call_provider, sms_message
 from normalizer.errors import AuthError, IgnoredMessage, PayloadError, ProviderRejected
 from normalizer.phone import to_e164
@@ -36,7 +37,6 @@ MAX_MEDIA = 10  # Twilio attaches at most ten media items to one message
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 REJECTED = "twilio.rejected"
-MEDIA_UNAVAILABLE = "twilio.media_unavailable"
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +48,9 @@ class TwilioSettings(ChannelSettings):
     # WhatsApp through Twilio is a chat: a message within this many minutes joins the open complaint
     # (the worker applies it to WhatsApp messages only; SMS through Twilio is never windowed).
     followup_window_minutes: int = Field(default=30, ge=0)
+    # The only hosts our account credentials go to when fetching media (besides api_base's);
+    # Twilio's redirect to its CDN is followed without them.
+    media_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"])
 
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> TwilioSettings:
@@ -127,9 +130,7 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
     our_number = form.get("To")
     text = form.get("Body") or ""
     extra: dict[str, Any] = {"our_number": our_number} if our_number else {}
-    media = _media(form)
-    if media:
-        extra["media"] = media
+    media = tuple(_media(form))
 
     if sender.lower().startswith(WHATSAPP_PREFIX):
         return [
@@ -143,11 +144,12 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
                 # Keep the prefix: Twilio sends to "whatsapp:+62…" on the WhatsApp channel.
                 reply_to=sender,
                 location=_location(form),
+                pending_media=media,
                 extra=extra,
             )
         ]
     message = sms_message(provider=PROVIDER, external_id=sid, sender=sender, text=text, our_number=our_number)
-    return [replace(message, extra={**message.extra, **extra})]
+    return [replace(message, extra={**message.extra, **extra}, pending_media=media)]
 
 
 def receipts(raw: bytes, meta: Mapping[str, Any]) -> list[Receipt]:
@@ -174,24 +176,19 @@ def _filename(url: str, content_type: str | None) -> str:
     return stem + (extension or "")
 
 
-async def enrich(msg: ChannelMessage, settings: TwilioSettings, ctx: ChannelContext) -> ChannelMessage:
-    """Download the message's media (basic auth; Twilio redirects to its media store) into attachments."""
-    attachments: list[Attachment] = []
-    for item in msg.extra.get("media", []):
-        url = str(item["url"])
-        try:
-            response = await call_provider(
-                ctx.http, "GET", url, provider=PROVIDER, auth=_auth(settings), follow_redirects=True
-            )
-        except ProviderRejected as exc:
-            # Deleted or forbidden media will not come back by retrying: keep the complaint without it.
-            log.warning(MEDIA_UNAVAILABLE, external_id=msg.external_id, error=str(exc))
-            continue
-        content_type = item.get("content_type") or response.headers.get("content-type")
-        attachments.append(ctx.save_attachment(response.content, _filename(url, content_type), content_type))
-    if not attachments:
-        return msg
-    return replace(msg, attachments=(*msg.attachments, *attachments))
+async def fetch_media(media: Mapping[str, Any], settings: TwilioSettings, ctx: ChannelContext) -> Attachment:
+    """One ``MediaUrl`` (relative ones against ``api_base``), with our credentials only on Twilio's hosts."""
+    url = str(media["url"])
+    fetched = await fetch(
+        ctx.http,
+        url,
+        ctx.media,
+        credential_hosts=[*settings.media_hosts, httpx.URL(settings.api_base).host],
+        auth=_auth(settings),
+        base_url=settings.api_base,
+    )
+    content_type = media.get("content_type") or fetched.content_type
+    return ctx.save_attachment(fetched.data, _filename(url, content_type), content_type)
 
 
 async def send(reply: Reply, settings: TwilioSettings, client: httpx.AsyncClient) -> Sent:
@@ -254,6 +251,6 @@ ADAPTER = ChannelAdapter(
     external_id=external_id,
     send=send,
     router=router,
-    enrich=enrich,
     receipts=receipts,
+    fetch_media=fetch_media,
 )

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import ChannelAdapter, ChannelContext
-from gateway import api, logs, outage, public_api, web
+from gateway import agency_sync, api, api_lifecycle, lifecycle, logs, media_links, outage, public_api, web
 from gateway.auth import TokenCache
 from gateway.config import Config
 from gateway.context import context_factory
@@ -44,10 +44,13 @@ class Gateway:
         self.store = store or open_store(config.database.url, echo=config.database.echo)
         self.metrics = Metrics()
         self.metrics.watch_queue(lambda: queue_depths(self.store))
+        self.metrics.watch_overdue(lambda: lifecycle.overdue_counts(self.store))
         self.waiters = Waiters()
         self.tokens = TokenCache(self.store)
         self.inbox = InboxWriter(self.store, self.metrics, config.inbox.max_batch, on_commit=self._wake_worker)
-        self.make_context = context_factory(self.store, self.inbox.accept, config.http.public_url, config.data_dir)
+        self.make_context = context_factory(
+            self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
+        )
         self.understanding = load_understanding(config)
         self.worker = Worker(
             config,
@@ -156,6 +159,10 @@ def create_app(gateway: Gateway) -> FastAPI:
             for adapter, settings in gateway.enabled_adapters():
                 if adapter.service is not None:
                     tasks.append(asyncio.create_task(_supervise(adapter.name, adapter, settings, context)))
+            for sink in gateway.config.sinks:
+                if sink.type == "open311":  # updates pulled back, by one instance (advisory lock)
+                    poller = agency_sync.poll_open311(gateway.config, gateway.store, sink, context)
+                    tasks.append(asyncio.create_task(poller))
             log.info(logs.GATEWAY_STARTED, channels=gateway.config.enabled_channels())
             try:
                 yield
@@ -196,6 +203,8 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(public_api.router)
+    app.include_router(api_lifecycle.router)
+    app.include_router(media_links.router)
     web.install(app)  # staff web pages, their static files and the security headers on every response
     outage.install(app, gateway.store)  # a store outage is every caller's 503 + Retry-After, logged once
     for adapter, settings in gateway.enabled_adapters():

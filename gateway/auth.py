@@ -1,10 +1,11 @@
-"""API tokens: random, shown once, stored as SHA-256; roles ``agent`` and ``admin``."""
+"""API tokens: random, shown once, stored as SHA-256; roles ``agent``, ``admin``, ``agency`` (bound to one)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,8 +16,8 @@ from normalizer.errors import AuthError
 from sinks.store.db import Store
 from sinks.store.models import ApiToken, utcnow
 
-Role = Literal["agent", "admin"]
-ROLES: tuple[str, ...] = ("agent", "admin")
+Role = Literal["agent", "admin", "agency"]
+ROLES: tuple[str, ...] = ("agent", "admin", "agency")
 TOKEN_PREFIX = "lpr_"
 
 
@@ -24,10 +25,23 @@ TOKEN_PREFIX = "lpr_"
 class Principal:
     name: str
     role: str
+    # For role ``agency``: the one agency (OPD) code it acts for; it sees nothing else.
+    agency: str | None = None
 
     def can(self, role: str) -> bool:
-        """Admins can do what agents can; agents cannot do admin work."""
+        """Admins can do what agents and agencies can; agents cannot do admin work; agencies only their own."""
         return self.role == "admin" or self.role == role
+
+
+def check_agency_binding(role: str, agency: str | None, known: Collection[str]) -> None:
+    """An agency role needs exactly one configured agency; other roles take none."""
+    if role == "agency":
+        if not agency:
+            raise ValueError("an agency account needs --agency CODE")
+        if agency not in known:
+            raise ValueError(f"agency {agency!r} is not configured (known: {', '.join(known) or 'none'})")
+    elif agency:
+        raise ValueError("--agency belongs to the agency role only")
 
 
 def hash_token(token: str) -> str:
@@ -35,10 +49,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(store: Store, name: str, role: Role) -> str:
+def create_token(store: Store, name: str, role: Role, agency: str | None = None) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with store.write() as session:
-        session.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=utcnow()))
+        session.add(ApiToken(name=name, role=role, agency=agency, token_hash=hash_token(token), created_at=utcnow()))
     return token
 
 
@@ -60,7 +74,7 @@ def authenticate(store: Store, token: str) -> Principal:
         ).scalar_one_or_none()
     if found is None:
         raise AuthError("unknown or revoked token")
-    return Principal(name=found.name, role=found.role)
+    return Principal(name=found.name, role=found.role, agency=found.agency)
 
 
 class TokenCache:

@@ -16,12 +16,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import inspect
 
-from gateway import audit, cli_normalizer, cli_web, replay
-from gateway.auth import create_token, revoke_tokens
+from gateway import audit, cli_lifecycle, cli_normalizer, cli_web, replay
+from gateway.auth import check_agency_binding, create_token, revoke_tokens
 from gateway.cli_common import ConfigSource, config_of, fail, say
+from gateway.cli_output import Format, FormatOption
+from gateway.cli_output import emit as _emit
 from gateway.config import DEFAULT_CONFIG_PATH, Config, display_url
 from gateway.logs import configure_logging
 from normalizer.tracking import canonical_tracking_id
@@ -45,18 +46,10 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or not
 
 
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-
-
 class Role(StrEnum):
     agent = "agent"
     admin = "admin"
-
-
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, json or jsonl")]
+    agency = "agency"
 
 
 @app.callback()
@@ -93,30 +86,6 @@ def _migrated_store(ctx: typer.Context) -> Store:
         url = display_url(_config(ctx).database.url)
         raise fail(f"database {url} has no tables yet — run .venv/bin/lapor-gateway db upgrade (serve does it too)")
     return store
-
-
-def _emit(rows: list[dict[str, Any]], fmt: Format, columns: list[str], title: str) -> None:
-    if fmt is Format.json:
-        out.print_json(json.dumps(rows, ensure_ascii=False))
-    elif fmt is Format.jsonl:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        table = Table(title=title)
-        for column in columns:
-            # Ids are read out and copied: never wrap them.
-            table.add_column(column, no_wrap=column in ("tracking_id", "id"))
-        for row in rows:
-            table.add_row(*(_cell(row, column) for column in columns))
-        out.print(table)
-
-
-def _cell(row: dict[str, Any], column: str) -> str:
-    value: Any = row
-    for part in column.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    text = "" if value is None else str(value)
-    return text if len(text) <= 60 else text[:57] + "…"
 
 
 @app.command()
@@ -174,12 +143,18 @@ def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
 def tokens_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="who uses it, e.g. siti")],
-    role: Annotated[Role, typer.Option(help="agent or admin")] = Role.agent,
+    role: Annotated[Role, typer.Option(help="agent, admin or agency")] = Role.agent,
+    agency: Annotated[str | None, typer.Option(help="for --role agency: the agency code, e.g. dpupr")] = None,
 ) -> None:
     """Create a token; it is printed once and only its hash is kept."""
+    try:
+        check_agency_binding(role.value, agency, _config(ctx).agencies)
+    except ValueError as exc:
+        err.print(f"tokens create: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     store = _store(ctx)
     upgrade(store)
-    token = create_token(store, name, role.value)
+    token = create_token(store, name, role.value, agency)
     err.print(f"token for {name} ({role.value}); it is shown only this once:", highlight=False)
     print(token)
 
@@ -371,6 +346,11 @@ def telegram_set_webhook(ctx: typer.Context) -> None:
         raise typer.Exit(2)
     url = asyncio.run(register_webhook(settings, config.http.public_url))
     out.print(f"webhook set: {url}", markup=False)
+
+
+cli_lifecycle.install(complaints_app)
+app.add_typer(cli_lifecycle.agencies_app, name="agencies")
+app.add_typer(cli_lifecycle.sinks_app, name="sinks")
 
 
 def main() -> None:

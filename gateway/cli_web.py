@@ -18,7 +18,9 @@ from rich.table import Table
 from channels import csv_import
 from channels.base import Accept, Accepted, InboxItem
 from gateway import users
+from gateway.auth import check_agency_binding
 from gateway.cli_common import config_of
+from gateway.config import Config
 from gateway.inbox import insert_inbox_row
 from normalizer.errors import PayloadError
 from sinks.store.db import Store, open_store, upgrade
@@ -33,6 +35,7 @@ err = Console(stderr=True, soft_wrap=True)  # one line per message, terminal or 
 class Role(StrEnum):
     agent = "agent"
     admin = "admin"
+    agency = "agency"
 
 
 def _store(ctx: typer.Context) -> Store:
@@ -56,13 +59,20 @@ def _read_password(from_stdin: bool) -> str:
 def users_create(
     ctx: typer.Context,
     username: Annotated[str, typer.Option(help="sign-in name, e.g. siti")],
-    role: Annotated[Role, typer.Option(help="agent or admin")] = Role.agent,
+    role: Annotated[Role, typer.Option(help="agent, admin or agency")] = Role.agent,
+    agency: Annotated[str | None, typer.Option(help="for --role agency: the agency code, e.g. dpupr")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ) -> None:
     """Create an account; the password is asked for (or read from stdin) and only its argon2 hash kept."""
+    config: Config = ctx.obj
+    try:
+        check_agency_binding(role.value, agency, config.agencies)
+    except ValueError as exc:
+        err.print(f"users create: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     password = _read_password(password_stdin)
     try:
-        user = users.create_user(_store(ctx), username, password, role.value)
+        user = users.create_user(_store(ctx), username, password, role.value, agency)
     except users.UserError as exc:
         err.print(f"users create: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None

@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from channels.base import ChannelSettings
+from channels.media import MediaLimits
 from gateway.registry import CHANNELS
 from normalizer.errors import ConfigError
 
@@ -134,16 +135,83 @@ class RepliesConfig(_Section):
             "rejected": "tidak dapat diproses",
         }
     )
+    # STATUS answers add these when the complaint is with an agency / has a public note.
+    status_agency: str = " Instansi: {agency_name}."
+    status_note: str = " Tanggapan: {public_note}"
+    # Sent to the citizen on their own channel when the status changes (gateway/lifecycle.py).
+    status_changed: dict[str, str] = Field(
+        default_factory=lambda: {
+            "forwarded": "Laporan {tracking_id} telah diteruskan ke {agency_name} untuk ditindaklanjuti.",
+            "in_progress": "Laporan {tracking_id} sedang ditindaklanjuti oleh {agency_name}: {public_note}",
+            "resolved": (
+                "Laporan {tracking_id} telah diselesaikan oleh {agency_name}: {public_note} "
+                "Jika belum selesai, balas BELUM SELESAI dalam {reopen_days} hari."
+            ),
+            "rejected": "Maaf, laporan {tracking_id} tidak dapat diproses: {reason_text}.",
+            "reopened": "Laporan {tracking_id} dibuka kembali dan diteruskan lagi ke {agency_name}.",
+        }
+    )
+    reject_reasons: dict[str, str] = Field(
+        default_factory=lambda: {
+            "not_public_service": "laporan ini bukan tentang pelayanan publik",
+            "incomplete": "keterangan laporan belum lengkap; silakan kirim laporan baru dengan lokasi dan rinciannya",
+            "duplicate": "laporan yang sama sudah diterima dengan nomor {duplicate_of}",
+            "out_of_area": "lokasi laporan di luar wilayah kami",
+        }
+    )
 
 
 class SinkConfig(_Section):
-    """A forwarder: every new complaint is POSTed as JSON to ``url`` (through the outbox)."""
+    """A forwarder, delivered through the outbox.
+
+    ``webhook``: events POSTed as JSON to ``url``, signed per Standard Webhooks with ``secret`` (``whsec_…``).
+    ``open311``: a GeoReport v2 server at ``endpoint``; forwarded complaints are posted, updates pulled back.
+    """
 
     name: str
-    type: Literal["webhook"] = "webhook"
-    url: str
+    type: Literal["webhook", "open311"] = "webhook"
+    url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=10.0, gt=0)
+    secret: SecretStr | None = None
+    endpoint: str | None = None
+    api_key: SecretStr | None = None
+    jurisdiction_id: str | None = None
+    service_codes: dict[str, str] = Field(default_factory=dict)
+    default_service_code: str | None = None
+    poll_interval_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> SinkConfig:
+        if self.type == "webhook" and not self.url:
+            raise ValueError(f"sink {self.name}: a webhook needs url")
+        if self.type == "open311" and not (self.endpoint and self.api_key):
+            raise ValueError(f"sink {self.name}: an open311 sink needs endpoint and api_key")
+        if self.secret is not None and not self.secret.get_secret_value().startswith("whsec_"):
+            raise ValueError(f"sink {self.name}: secret must be a Standard Webhooks secret (whsec_…)")
+        return self
+
+
+class AgencyConfig(_Section):
+    """An agency (OPD): which complaints it handles and how they reach it."""
+
+    name: str
+    categories: list[str] = Field(default_factory=list)
+    # Kemendagri code prefixes (``33.28`` = Kabupaten Tegal); none: anywhere.
+    regions: list[str] = Field(default_factory=list)
+    # A sink name, or none: the liaison officer works in the web pages or the API.
+    forward: str | None = None
+
+
+class LifecycleConfig(_Section):
+    verify_working_days: int = Field(default=3, ge=0)
+    resolve_working_days: int = Field(default=5, ge=0)
+    reopen_days: int = Field(default=14, ge=0)
+    # Verified complaints go to the agency at once when exactly one routing rule matches best.
+    auto_forward: bool = False
+    # Signs the expiring public links to a complaint's first photo given to agency systems (Open311 media_url).
+    media_secret: SecretStr | None = None
+    media_ttl_hours: int = Field(default=72, ge=1)
 
 
 class NormalizerConfig(_Section):
@@ -164,9 +232,12 @@ def _rate(value: str) -> str:
 
 
 class WebConfig(_Section):
-    """The web pages: the staff cookie, and the citizens' form and status page (``/lapor``, ``/cek``) and
-    the public API's abuse limits."""
+    """The web pages: the staff cookie, and the citizens' public form and status page (``/lapor``, ``/cek``)
+    with the public API's abuse limits."""
 
+    # None: the session cookie is Secure when the browser's own request came over https
+    # (X-Forwarded-Proto from a trusted proxy included); true/false forces it.
+    cookie_secure: bool | None = None
     # A person needs a few seconds to type a report; a form posted sooner is a script.
     min_fill_seconds: float = Field(default=3.0, ge=0)
     # How long a rendered form stays good for.
@@ -179,9 +250,6 @@ class WebConfig(_Section):
     max_file_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # Signs the forms' tokens; empty: a random secret kept in the database, shared by every instance.
     form_secret: SecretStr = SecretStr("")
-    # None: the session cookie is Secure when the browser's own request came over https
-    # (X-Forwarded-Proto from a trusted proxy included); true/false forces it.
-    cookie_secure: bool | None = None
 
     @field_validator("rate_limit", "lookup_rate_limit")
     @classmethod
@@ -225,7 +293,30 @@ class Config(_Section):
     sinks: list[SinkConfig] = Field(default_factory=list)
     categories: dict[str, Category] = Field(default_factory=default_categories)
     normalizer: NormalizerConfig = Field(default_factory=NormalizerConfig)
+    # Limits on every media download (channels/media.py): size, time, private targets.
+    media: MediaLimits = Field(default_factory=MediaLimits)
     public_api: PublicApiConfig = Field(default_factory=PublicApiConfig)
+    agencies: dict[str, AgencyConfig] = Field(default_factory=dict)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+
+    @model_validator(mode="after")
+    def _agencies_forward_to_sinks(self) -> Config:
+        names = {sink.name for sink in self.sinks}
+        for code, agency in self.agencies.items():
+            if agency.forward and agency.forward != "none" and agency.forward not in names:
+                raise ConfigError(
+                    f"config: agencies.{code}.forward names no sink (known: {', '.join(sorted(names)) or 'none'})"
+                )
+            sink = self.sink(agency.forward) if agency.forward else None
+            if sink is not None and sink.type == "webhook" and sink.secret is None:
+                raise ConfigError(
+                    f"config: agencies.{code}.forward: sink {sink.name} carries status events only when signed — "
+                    "give it a secret (whsec_…)"
+                )
+        return self
+
+    def sink(self, name: str) -> SinkConfig | None:
+        return next((each for each in self.sinks if each.name == name), None)
 
     @field_validator("channels", mode="before")
     @classmethod

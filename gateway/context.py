@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
 from channels.base import Accept, ChannelContext
+from channels.media import MediaLimits
 from normalizer.errors import StoreUnavailable
 from normalizer.types import Attachment
 from sinks.store.db import Store
@@ -187,7 +188,7 @@ def exclusive_lock(store: Store, data_dir: Path) -> Callable[[str], AbstractAsyn
 
 
 def context_factory(
-    store: Store, accept: Accept, public_url: str, data_dir: Path
+    store: Store, accept: Accept, public_url: str, data_dir: Path, media: MediaLimits | None = None
 ) -> Callable[[httpx.AsyncClient], ChannelContext]:
     state = DatabaseState(store)
     attachments = AttachmentFiles(data_dir)
@@ -202,6 +203,7 @@ def context_factory(
             save_attachment=attachments,
             exclusive=exclusive,
             http=http,
+            media=media or MediaLimits(),
         )
 
     return make

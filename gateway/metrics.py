@@ -41,6 +41,21 @@ class _QueueDepth(Collector):
         yield gauge
 
 
+class _Overdue(Collector):
+    """Open complaints past their due date (working days), by status and agency, read at scrape time."""
+
+    def __init__(self, read_counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._read_counts = read_counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "lapor_complaints_overdue", "Open complaints past their due date", labels=["status", "agency"]
+        )
+        for (status, agency), count in sorted(self._read_counts().items()):
+            gauge.add_metric([status, agency], count)
+        yield gauge
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -85,3 +100,6 @@ class Metrics:
 
     def watch_queue(self, read_depths: Callable[[], dict[tuple[str, str], int]]) -> None:
         self.registry.register(_QueueDepth(read_depths))
+
+    def watch_overdue(self, read_counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.registry.register(_Overdue(read_counts))

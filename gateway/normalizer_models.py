@@ -65,12 +65,21 @@ def train_and_save(data_dir: Path, examples: Sequence[Example], categories: Sequ
     classifier = _trained.get(key) or train(examples, categories)
     _trained[key] = classifier
     target = model_path(data_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {"fingerprint": key, "version": NORMALIZER_VERSION, "sklearn": sklearn.__version__, "model": classifier}
-    # Written beside and renamed: a crash never leaves half a model under the name.
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(handle.name, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside and renamed: a crash never leaves half a model under the name.
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+            try:
+                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError:
+                os.unlink(handle.name)
+                raise
+        os.replace(handle.name, target)
+    except OSError as exc:
+        # A full or read-only data/ must not stop the gateway: the model in memory serves; the next start retrains.
+        log.warning(logs.NORMALIZER_CACHE_UNWRITABLE, path=str(target), error=str(exc))
+        return classifier
     log.info(logs.NORMALIZER_TRAINED, examples=len(examples), path=str(target))
     return classifier
 
@@ -96,14 +105,16 @@ def _load(path: Path, categories: Sequence[str]) -> Classifier | None:
 def load_classifier(data_dir: Path, categories: Sequence[str]) -> Classifier:
     """The cached model when it fits this version and taxonomy, else one trained from the shipped files."""
     path = model_path(data_dir)
-    memo = f"{path.resolve()}|{path.stat().st_mtime_ns if path.exists() else 0}|{','.join(categories)}"
-    if memo in _trained:
-        return _trained[memo]
+
+    def memo() -> str:
+        return f"{path.resolve()}|{path.stat().st_mtime_ns if path.exists() else 0}|{','.join(categories)}"
+
+    if memo() in _trained:
+        return _trained[memo()]
     classifier = _load(path, categories)
     if classifier is None:
         classifier = train_and_save(data_dir, read_examples(TRAIN_FILE), categories)
-        memo = f"{path.resolve()}|{path.stat().st_mtime_ns}|{','.join(categories)}"
-    _trained[memo] = classifier
+    _trained[memo()] = classifier
     return classifier
 
 

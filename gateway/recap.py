@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +18,8 @@ from openpyxl.styles import Font
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from gateway.recap_agencies import HEADINGS as AGENCY_HEADINGS
+from gateway.recap_agencies import AgencyFigures
 from sinks.store.db import Store
 from sinks.store.models import Complaint
 
@@ -103,16 +105,22 @@ def rows(recap: Recap, name_of: NameOf = codes_only) -> list[tuple[str, str, str
     return lines
 
 
-def to_csv(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> str:
+def to_csv(recap: Recap, period_text: str, name_of: NameOf = codes_only, agencies: Sequence[AgencyFigures] = ()) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["Periode", period_text, "", ""])
     writer.writerow(HEADINGS)
     writer.writerows(rows(recap, name_of))
+    if agencies:  # the per-agency figures follow, under their own heading line
+        writer.writerow([])
+        writer.writerow(AGENCY_HEADINGS)
+        writer.writerows(["" if cell is None else cell for cell in row.cells()] for row in agencies)
     return out.getvalue()
 
 
-def to_xlsx(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> bytes:
+def to_xlsx(
+    recap: Recap, period_text: str, name_of: NameOf = codes_only, agencies: Sequence[AgencyFigures] = ()
+) -> bytes:
     """One sheet with every line, then one sheet per dimension (easy to chart in a spreadsheet)."""
     book = Workbook()
     sheet = book.active
@@ -135,6 +143,12 @@ def to_xlsx(recap: Recap, period_text: str, name_of: NameOf = codes_only) -> byt
             )
             part.append([code or "", name, count])
         part.column_dimensions["B"].width = 40
+    if agencies:
+        per_agency = book.create_sheet("Instansi")
+        per_agency.append(list(AGENCY_HEADINGS))
+        for row in agencies:
+            per_agency.append(row.cells())
+        per_agency.column_dimensions["B"].width = 40
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from channels import csv_import, jasmin, kannel, line, manual, smpp, telegram, twilio, webform, whatsapp, x
+from channels import (
+    csv_import,
+    instagram,
+    jasmin,
+    kannel,
+    line,
+    manual,
+    messenger,
+    smpp,
+    telegram,
+    twilio,
+    webform,
+    whatsapp,
+    x,
+)
 from channels.base import ChannelAdapter
 from channels.email import imap, smtp
 
@@ -17,6 +31,8 @@ CHANNELS: dict[str, ChannelAdapter] = {
     "imap": imap.ADAPTER,
     "whatsapp": whatsapp.ADAPTER,
     "telegram": telegram.ADAPTER,
+    "messenger": messenger.ADAPTER,
+    "instagram": instagram.ADAPTER,
     "web": webform.ADAPTER,
     "line": line.ADAPTER,
     "x": x.ADAPTER,

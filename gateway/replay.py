@@ -19,9 +19,10 @@ from normalizer import NeedsHelp, NewComplaint, StatusQuery, normalize
 from normalizer.errors import GatewayError
 from sinks.store import queries
 from sinks.store.db import Store
-from sinks.store.models import FAILED, PENDING, InboxMessage, OutboxMessage, utcnow
+from sinks.store.models import FAILED, PENDING, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
-TABLES: dict[str, Any] = {"inbox": InboxMessage, "outbox": OutboxMessage}
+# media: attachment downloads that gave up (the complaint itself is stored).
+TABLES: dict[str, Any] = {"inbox": InboxMessage, "outbox": OutboxMessage, "media": MediaFetch}
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,11 @@ class FailedRef:
 
 
 def parse_ref(text: str) -> FailedRef:
-    """``inbox-12``, ``outbox-5``, or a bare number for an inbox row."""
+    """``inbox-12``, ``outbox-5``, ``media-3``, or a bare number for an inbox row."""
     table, _, number = text.rpartition("-")
     table = table or "inbox"
     if table not in TABLES or not (number.isascii() and number.isdigit()) or int(number) > queries.MAX_ID:
-        raise ValueError(f"{text!r} is not a failed-message id (use inbox-<n> or outbox-<n>)")
+        raise ValueError(f"{text!r} is not a failed-message id (use inbox-<n>, outbox-<n> or media-<n>)")
     return FailedRef(table, int(number))
 
 
@@ -60,6 +61,8 @@ def _summary(table: str, row: Any) -> dict[str, Any]:
             "external_id": row.external_id,
             "received_at": queries.iso(row.received_at),
         }
+    if table == "media":
+        return {**common, "channel": row.channel, "tracking_id": row.tracking_id, "position": row.position}
     return {**common, "kind": row.kind, "target": row.target, "tracking_id": row.tracking_id}
 
 
@@ -92,6 +95,8 @@ def show_failed(store: Store, ref: FailedRef) -> dict[str, Any] | None:
         if ref.table == "inbox":
             view.update(_raw_view(row.raw), headers=row.headers, meta=row.meta)
             view["complaints"] = [c.tracking_id for c in queries.complaints_for_inbox(session, ref.id)]
+        elif ref.table == "media":
+            view["payload"] = row.descriptor  # what the job fetches, shown like an outbox payload
         else:
             view["payload"] = row.payload
         return view
@@ -105,6 +110,8 @@ def preview(store: Store, config: Config, ref: FailedRef) -> dict[str, Any]:
             raise LookupError(f"{ref} does not exist")
         if ref.table == "outbox":
             return {"id": str(ref), "would_send": row.payload, "target": row.target}
+        if ref.table == "media":
+            return {"id": str(ref), "would_fetch": row.descriptor, "for": row.tracking_id}
         existing = {c.part: c.tracking_id for c in queries.complaints_for_inbox(session, ref.id)}
     adapter = by_provider().get(row.provider)
     if adapter is None:

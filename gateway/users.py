@@ -60,6 +60,7 @@ class Throttled(AuthError):
 class UserView:
     username: str
     role: str
+    agency: str | None
     created_at: datetime
     disabled: bool
     locked_until: datetime | None
@@ -70,6 +71,7 @@ def _view(user: StaffUser) -> UserView:
     return UserView(
         username=user.username,
         role=user.role,
+        agency=user.agency,
         created_at=user.created_at,
         disabled=user.disabled_at is not None,
         locked_until=user.locked_until,
@@ -81,7 +83,7 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(store: Store, username: str, password: str, role: str) -> UserView:
+def create_user(store: Store, username: str, password: str, role: str, agency: str | None = None) -> UserView:
     if not USERNAME.match(username):
         raise UserError("username: 2-64 characters, lower-case letters, digits, dot, dash or underscore")
     if role not in ROLES:
@@ -91,7 +93,9 @@ def create_user(store: Store, username: str, password: str, role: str) -> UserVi
     with store.write() as session:
         if session.execute(select(StaffUser).where(col(StaffUser.username) == username)).first() is not None:
             raise UserError(f"user {username} already exists")
-        user = StaffUser(username=username, role=role, password_hash=hash_password(password), created_at=utcnow())
+        user = StaffUser(
+            username=username, role=role, agency=agency, password_hash=hash_password(password), created_at=utcnow()
+        )
         session.add(user)
         session.flush()
         return _view(user)
@@ -149,7 +153,7 @@ def check_password(
             user.last_login_at = now
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = _hasher.hash(password)
-            principal = Principal(name=user.username, role=user.role)
+            principal = Principal(name=user.username, role=user.role, agency=user.agency)
             throttle.prune(session, now)
         if refusal is not None and not isinstance(refusal, Throttled):
             for row, delays in counted:

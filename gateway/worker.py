@@ -5,11 +5,17 @@ A batch goes through three steps:
 1. *claim* (one short transaction): due rows are leased to this worker
    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer at a
    time, so its ``BEGIN IMMEDIATE`` transaction is the lock);
-2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (media
-   downloads) and the normalizer;
+2. *parse* (no transaction): the channel's ``parse`` and ``enrich`` (local
+   I/O only) and the normalizer;
 3. *store* (one transaction for the whole batch, a savepoint per row): the
-   complaint, its outbox rows and the inbox row's ``done`` are written
-   together, or none of them is.
+   complaint, its outbox rows, a media job per attachment still to download
+   and the inbox row's ``done`` are written together, or none of them is.
+
+Media never holds a complaint back: the acknowledgement is queued with the
+complaint, and each media job (``media_fetch``, claimed like the outbox)
+downloads one attachment through the channel's ``fetch_media`` and adds it
+to the complaint when it arrives, with the same attempts, backoff, failed
+list and replay as the outbox.
 
 A worker that dies mid-batch loses nothing: its lease runs out and another
 worker takes the rows again. The unique key on (inbox_id, part) means a row
@@ -21,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -35,7 +41,7 @@ from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
-from gateway import logs
+from gateway import agency_sync, lifecycle, logs
 from gateway.config import Config
 from gateway.metrics import Metrics
 from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
@@ -44,9 +50,8 @@ from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, StoreUnavailable, UnknownChannel
 from normalizer.related import likely_duplicates
 from normalizer.tracking import new_tracking_id
-from normalizer.types import ChannelMessage, ComplaintRecord
+from normalizer.types import Attachment, ChannelMessage, ComplaintRecord
 from normalizer.understand import Understanding
-from sinks.forwarders import FORWARDERS
 from sinks.store import queries
 from sinks.store.batch import BatchWrites, FinishedRow, LeaseLost, finish, finish_many
 from sinks.store.db import Store
@@ -58,13 +63,14 @@ from sinks.store.models import (
     PROCESSING,
     Complaint,
     InboxMessage,
+    MediaFetch,
     OutboxMessage,
     utcnow,
 )
 
 log = structlog.get_logger(__name__)
 
-Row = TypeVar("Row", InboxMessage, OutboxMessage)
+Row = TypeVar("Row", InboxMessage, OutboxMessage, MediaFetch)
 # A batch's sends share a few kept-alive connections: httpcore looks at every pooled connection for each
 # request, so 50 connections cost more than they bring (py-spy: a sixth of the worker's time).
 SEND_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
@@ -114,13 +120,15 @@ def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Ro
 
 
 def _failure_values(
-    row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+    row: InboxMessage | OutboxMessage | MediaFetch, exc: BaseException, config: Config
 ) -> tuple[dict[str, Any], str, bool]:
     """The columns a failed try writes (retry later, or give up), its one-line message, and whether it gave up."""
     error_type, message, retryable = describe_error(exc)
     attempts = row.attempts + 1
     give_up = not retryable or attempts >= config.worker.max_attempts
     delay = backoff_delay(attempts, config.worker.backoff_initial_s, config.worker.backoff_max_s)
+    # A receiver that said when to come back (Retry-After) is not asked sooner.
+    delay = max(delay, float(getattr(exc, "retry_after", None) or 0.0))
     values = {
         "status": FAILED if give_up else PENDING,
         "attempts": attempts,
@@ -132,7 +140,7 @@ def _failure_values(
 
 
 def _record_failure(
-    session: Session, row: InboxMessage | OutboxMessage, exc: BaseException, config: Config
+    session: Session, row: InboxMessage | OutboxMessage | MediaFetch, exc: BaseException, config: Config
 ) -> tuple[str, bool]:
     values, message, give_up = _failure_values(row, exc, config)
     finish(session, row, **values)
@@ -349,10 +357,7 @@ class Worker:
                 if found is None:
                     text = replies.not_found.format(tracking_id=outcome.tracking_id)
                 else:
-                    status_text = replies.status_texts.get(found.status, found.status)
-                    text = replies.status.format(
-                        tracking_id=found.tracking_id, status=found.status, status_text=status_text
-                    )
+                    text = lifecycle.status_reply(session, self.config, found)
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=None)
             return None
         if isinstance(outcome, NeedsHelp):
@@ -372,8 +377,12 @@ class Worker:
         if not parent:
             record = self._related(writes, record)
         fields = queries.complaint_fields(record, row.id, message.part, message.reply_to, stored_at)
+        fields["due_at"] = lifecycle.verify_due(self.config, record.received_at)
         writes.complaint(fields)
         complaint = SimpleNamespace(**fields)
+        if parent:
+            writes.flush()  # the follow-up is written before the parent's reopen event names it
+            lifecycle.reopen_on_follow_up(session, self.config, parent, complaint.tracking_id, record.received_at)
         if parent:
             text = replies.followup_ack.format(tracking_id=complaint.tracking_id, parent_tracking_id=parent)
         else:
@@ -381,9 +390,13 @@ class Worker:
         # The later photos of a chat album join the first one's complaint without a reply each.
         if not (parent and message.extra.get("silent_followup")):
             self._queue_reply(writes, adapter, message, row.id, text, tracking_id=complaint.tracking_id)
+        if adapter.fetch_media is not None:
+            for position, descriptor in enumerate(message.pending_media):
+                key = f"media:{row.id}:{message.part}:{position}"
+                writes.media(_media_row(key, complaint.tracking_id, row.id, adapter.name, position, descriptor))
         body = queries.complaint_record(complaint)
-        for sink in self.config.sinks:
-            writes.outbox(_outbox_row("forward", sink.name, f"forward:{sink.name}:{complaint.tracking_id}", body))
+        for sink_name, key, payload in lifecycle.created_payloads(self.config, body, stored_at):
+            writes.outbox(queries.outbox_values("forward", sink_name, key, payload, complaint.tracking_id))
         return complaint
 
     def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
@@ -411,7 +424,8 @@ class Worker:
         window = getattr(self.config.channel(adapter.name), "followup_window_minutes", 0) or 0
         if message.channel == "sms":
             window = 0  # an SMS number is no chat: Twilio's window is for its WhatsApp messages
-        if not (quoted or references or (window > 0 and message.reply_to)):
+        not_done = bool(message.reply_to) and lifecycle.says_not_done(message.text or "")
+        if not (quoted or references or not_done or (window > 0 and message.reply_to)):
             return None
         writes.flush()  # the complaint continued may be earlier in this batch
         session = writes.session
@@ -427,6 +441,11 @@ class Worker:
             )
             if open_complaint is not None:
                 return open_complaint.tracking_id
+        if message.reply_to and lifecycle.says_not_done(message.text or ""):
+            # "belum selesai" days after the answer: it is about the complaint we just resolved for them.
+            return lifecycle.recently_resolved_from(
+                session, self.config, message.channel, message.provider, message.reply_to, received_at
+            )
         return None
 
     def _queue_reply(
@@ -454,15 +473,20 @@ class Worker:
 
     # ---- outbox ------------------------------------------------------------------------------
 
+    async def _run_claimed(self, model: type[Row], work: Callable[[Row], Awaitable[Any]]) -> list[tuple[Row, Any]]:
+        """Lease due rows of a queue table and run ``work`` on each concurrently: (row, result or error), in order."""
+        rows = claim(self.store, model, self.config.worker.batch_size, self.config.worker.lease_s)
+        results = await asyncio.gather(*(work(row) for row in rows), return_exceptions=True)
+        return list(zip(rows, results, strict=True))
+
     async def process_outbox_batch(self) -> int:
-        rows = claim(self.store, OutboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
-        if not rows:
+        ran = await self._run_claimed(OutboxMessage, self._deliver)
+        if not ran:
             return 0
-        results = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
         sent_at = utcnow()
         finished: list[FinishedRow] = []
         failures: dict[int, tuple[BaseException, str, bool]] = {}
-        for row, result in zip(rows, results, strict=True):
+        for row, result in ran:
             if isinstance(result, BaseException):
                 values, message, gave_up = _failure_values(row, result, self.config)
                 failures[row.id or 0] = (result, message, gave_up)
@@ -477,7 +501,7 @@ class Worker:
         # One statement per kind of outcome, not one per row.
         with self.store.write() as session:
             lost = finish_many(session, OutboxMessage, finished)
-        for row in rows:
+        for row, _ in ran:
             if row.id in lost:
                 continue  # another worker has the row now; what it does counts
             if row.id in failures:
@@ -489,7 +513,7 @@ class Worker:
             else:
                 self.metrics.outbox_sent.labels(row.kind, row.target).inc()
                 log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
-        return len(rows)
+        return len(ran)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -504,15 +528,48 @@ class Worker:
             reply = Reply(**row.payload)
             sent = await adapter.send(reply, self.config.channel(row.target), self._client())
             return sent.provider_message_id
-        sink = next((each for each in self.config.sinks if each.name == row.target), None)
-        if sink is None:
-            raise UnknownChannel(f"no sink named {row.target!r} in the configuration")
-        return await FORWARDERS[sink.type](row.payload, sink, row.idempotency_key, self._client())
+        return await agency_sync.deliver(self.config, self.store, row, self._client())
+
+    # ---- media -------------------------------------------------------------------------------
+
+    async def process_media_batch(self) -> int:
+        """Fetch due attachments (concurrently) and attach each to its complaint as it arrives."""
+        ran = await self._run_claimed(MediaFetch, self._fetch)
+        if not ran:
+            return 0
+        with self.store.write() as session:
+            for row, result in ran:
+                try:
+                    with session.begin_nested():  # one job's trouble (a lost lease) stays its own
+                        if isinstance(result, BaseException):
+                            message, gave_up = _record_failure(session, row, result, self.config)
+                        else:
+                            fields = queries.attachment_fields(result)
+                            queries.attach(session, row.tracking_id, fields, self.store.is_postgres)
+                            finish(
+                                session, row, status=DONE, attempts=row.attempts + 1, fetched_at=utcnow(),
+                                sha256=result.sha256, last_error=None, error_type=None,
+                            )  # fmt: skip
+                except LeaseLost:
+                    continue
+                if isinstance(result, BaseException):
+                    event = logs.MEDIA_FAILED if gave_up else logs.MEDIA_RETRY
+                    log.warning(event, media_id=row.id, tracking_id=row.tracking_id, error=message)
+                else:
+                    log.info(logs.MEDIA_ATTACHED, media_id=row.id, tracking_id=row.tracking_id, size=result.size)
+        return len(ran)
+
+    async def _fetch(self, row: MediaFetch) -> Attachment:
+        adapter = CHANNELS.get(row.channel)
+        if adapter is None or adapter.fetch_media is None:
+            raise UnknownChannel(f"no channel {row.channel!r} that can fetch media")
+        context = self._make_context(self._client())
+        return await adapter.fetch_media(row.descriptor, self.config.channel(row.channel), context)
 
     # ---- loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        return await self.process_inbox_batch() + await self.process_outbox_batch()
+        return await self.process_inbox_batch() + await self.process_outbox_batch() + await self.process_media_batch()
 
     async def run_until_idle(self, max_rounds: int = 100) -> None:
         """Process until nothing is due (tests and one-shot runs)."""
@@ -560,13 +617,20 @@ def _reply_payload(reply: Reply) -> dict[str, Any]:
 
 
 def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return queries.outbox_values(kind, target, key, payload)
+
+
+def _media_row(
+    key: str, tracking_id: str, inbox_id: int, channel: str, position: int, descriptor: dict[str, Any]
+) -> dict[str, Any]:
     now = utcnow()
     return {
-        "kind": kind,
-        "target": target,
         "idempotency_key": key,
-        "tracking_id": payload.get("tracking_id"),
-        "payload": payload,
+        "tracking_id": tracking_id,
+        "inbox_id": inbox_id,
+        "channel": channel,
+        "position": position,
+        "descriptor": dict(descriptor),
         "status": PENDING,
         "attempts": 0,
         "created_at": now,
@@ -575,9 +639,8 @@ def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> di
         "claim_token": None,
         "last_error": None,
         "error_type": None,
-        "sent_at": None,
-        "provider_message_id": None,
-        "delivery_status": None,
+        "fetched_at": None,
+        "sha256": None,
     }
 
 

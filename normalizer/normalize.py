@@ -131,7 +131,7 @@ def normalize(
         return StatusQuery(canonical_tracking_id(status.group(1).split()[0]) if status.group(1).split() else None)
 
     body = clean_text(strip_keyword(text, keywords))
-    if not body and not msg.attachments and msg.location is None:
+    if not body and not msg.attachments and not msg.pending_media and msg.location is None:
         return NeedsHelp("empty" if not text else "keyword_only")
     parent = msg.parent_tracking_id or quoted_tracking_id(body)
     return NewComplaint(to_record(msg, body, received_at, parent, understanding))

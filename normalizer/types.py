@@ -100,6 +100,9 @@ class ChannelMessage:
     category: str | None = None
     location: Location | None = None
     attachments: tuple[Attachment, ...] = ()
+    # Attachments still to download (a media id, a URL): the complaint is stored and
+    # acknowledged without waiting; a media job per descriptor attaches each file later.
+    pending_media: tuple[dict[str, Any], ...] = ()
     entered_by: str | None = None
     # A tracking id the channel already knows this message continues (e-mail
     # In-Reply-To matching our acknowledgement, a chat within its window).

@@ -57,7 +57,7 @@ async def send(reply: Reply, settings: SmppSettings, client: httpx.AsyncClient) 
         raise ProviderRejected("smpp: bind_mode receiver cannot submit replies")
     # A reference derived from the reply, so a retried reply reuses it and phones join the parts alike.
     try:
-        encoded = encode_reply(reply.text, zlib.crc32(reply.idempotency_key.encode()), settings.default_data_coding)
+        encoded = encode_reply(reply.text, zlib.crc32(reply.idempotency_key.encode()), settings.default_alphabet)
     except ValueError as exc:  # more than 255 parts: no SMSC will take it
         raise ProviderRejected(f"smpp: {exc}") from exc
     source, source_ton, source_npi = _address(settings.short_code)

@@ -386,7 +386,7 @@ async def keep_bound(settings: SmppSettings, deliver: Deliver) -> None:
 async def service(settings: SmppSettings, ctx: ChannelContext) -> None:
     """The bind, held by one gateway instance at a time, plus the sweep that stores timed-out parts."""
     async with ctx.exclusive("smpp"):
-        inbound = Inbound(ctx, settings.default_data_coding, settings.concat_timeout_s)
+        inbound = Inbound(ctx, settings.default_alphabet, settings.concat_timeout_s)
         sweeper = asyncio.create_task(inbound.sweep_forever())
         try:
             await keep_bound(settings, inbound.handle)

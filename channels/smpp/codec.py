@@ -11,26 +11,46 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from channels.gsm import GSM_ENCODE, is_gsm
-from channels.gsm import gsm_decode as gsm_decode  # re-exported: SMPP tests and rigs read septets through the codec
-from channels.gsm import gsm_encode as gsm_encode
+from channels.gsm import (
+    DC_BINARY,
+    DC_BINARY_8BIT,
+    DC_CYRILLIC,
+    DC_HEBREW,
+    DC_IA5,
+    DC_LATIN1,
+    DC_SMSC_DEFAULT,
+    DC_UCS2,
+    GSM_ENCODE,
+    Alphabet,
+    fits_default_alphabet,
+    gsm_decode,
+)
+from channels.gsm import decode_data_coding as decode_text  # re-exported under the name SMPP code reads
+from channels.gsm import gsm_encode as gsm_encode  # re-exported: SMPP tests and rigs read septets through the codec
 
-Alphabet = Literal["gsm0338", "latin1", "ascii"]
+__all__ = [
+    "DC_BINARY",
+    "DC_BINARY_8BIT",
+    "DC_CYRILLIC",
+    "DC_HEBREW",
+    "DC_IA5",
+    "DC_LATIN1",
+    "DC_SMSC_DEFAULT",
+    "DC_UCS2",
+    "UDHI",
+    "Alphabet",
+    "Concat",
+    "EncodedReply",
+    "concat_from_udh",
+    "decode_text",
+    "encode_reply",
+    "gsm_decode",
+    "gsm_encode",
+    "split_udh",
+]
 
 UDHI = 0x40  # esm_class bit: short_message starts with a User Data Header
-
-# data_coding values (SMPP 3.4 §5.2.19) and the alphabets they name.
-DC_SMSC_DEFAULT = 0x00
-DC_IA5 = 0x01
-DC_BINARY = 0x02
-DC_LATIN1 = 0x03
-DC_BINARY_8BIT = 0x04
-DC_CYRILLIC = 0x06
-DC_HEBREW = 0x07
-DC_UCS2 = 0x08
-_SINGLE_BYTE_CODECS = {DC_IA5: "ascii", DC_LATIN1: "latin-1", DC_CYRILLIC: "iso8859-5", DC_HEBREW: "iso8859-8"}
 
 # One SMS carries 140 octets; a concatenation UDH (IE 0x00) takes 6 of them.
 GSM_SINGLE_SEPTETS = 160
@@ -41,46 +61,6 @@ MAX_PARTS = 255
 
 IE_CONCAT_8BIT = 0x00
 IE_CONCAT_16BIT = 0x08
-
-
-def _alphabet_of(data_coding: int) -> Literal["default", "gsm", "8bit", "ucs2"] | str:
-    """Which alphabet a ``data_coding`` names: SMPP's own values, then GSM 03.38 DCS groups."""
-    if data_coding == DC_SMSC_DEFAULT:
-        return "default"
-    if data_coding == DC_UCS2:
-        return "ucs2"
-    if data_coding in _SINGLE_BYTE_CODECS:
-        return _SINGLE_BYTE_CODECS[data_coding]
-    if data_coding in (DC_BINARY, DC_BINARY_8BIT):
-        return "8bit"
-    group = data_coding & 0xF0
-    if group == 0xF0:  # data coding/message class: bit 2 picks 8-bit over the GSM alphabet
-        return "8bit" if data_coding & 0x04 else "gsm"
-    if group in (0xC0, 0xD0):  # message waiting indication, GSM alphabet
-        return "gsm"
-    if group == 0xE0:  # message waiting indication, UCS-2
-        return "ucs2"
-    if data_coding < 0x80:  # general data coding groups (some SMSCs pass the air DCS through)
-        return ("gsm", "8bit", "ucs2", "8bit")[(data_coding >> 2) & 0x03]
-    return "8bit"
-
-
-def decode_text(body: bytes, data_coding: int, default_alphabet: Alphabet = "gsm0338") -> str | None:
-    """A message body as text; None for binary data (ringtones, WAP push) that is no text at all.
-
-    ``default_alphabet`` is what data_coding 0 ("SMSC default") means on this bind.
-    """
-    alphabet = _alphabet_of(data_coding)
-    if alphabet == "default":
-        alphabet = "gsm" if default_alphabet == "gsm0338" else ("latin-1" if default_alphabet == "latin1" else "ascii")
-    if alphabet == "gsm":
-        return gsm_decode(body)
-    if alphabet == "ucs2":
-        # Python's UTF-16 codec joins surrogate pairs, which is what phones send for emoji.
-        return body.decode("utf-16-be", errors="replace")
-    if alphabet == "8bit":
-        return None
-    return body.decode(alphabet, errors="replace")
 
 
 @dataclass(frozen=True)
@@ -155,13 +135,7 @@ def encode_reply(text: str, ref: int, default_alphabet: Alphabet = "gsm0338") ->
     With a Latin-1 or ASCII default alphabet, data_coding 0 still carries only
     what GSM 03.38 can show (the SMSC maps it to septets on the air), in that alphabet's bytes.
     """
-    fits_default = is_gsm(text)
-    if fits_default and default_alphabet != "gsm0338":
-        try:
-            text.encode("latin-1" if default_alphabet == "latin1" else "ascii")
-        except UnicodeEncodeError:
-            fits_default = False
-    ucs2 = not fits_default
+    ucs2 = not fits_default_alphabet(text, default_alphabet)
     units = _units(text, ucs2)
     single_limit = UCS2_SINGLE_UNITS * 2 if ucs2 else GSM_SINGLE_SEPTETS
     part_limit = UCS2_PART_UNITS * 2 if ucs2 else GSM_PART_SEPTETS

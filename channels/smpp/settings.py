@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from channels.base import ChannelSettings
-from channels.smpp.codec import Alphabet
+from channels.gsm import Alphabet
 
 
 class SmppSettings(ChannelSettings):
@@ -21,8 +21,11 @@ class SmppSettings(ChannelSettings):
     short_code: str = Field(default="1708", max_length=20)
     # "receiver" takes messages only: replies then fail for good (no transmitter on the bind).
     bind_mode: Literal["transceiver", "receiver"] = "transceiver"
-    # What data_coding 0 ("SMSC default alphabet") means on this SMSC, in both directions.
-    default_data_coding: Alphabet = "gsm0338"
+    # What data_coding 0 ("SMSC default alphabet") means on this SMSC, in both directions; the
+    # same key as on Jasmin and Kannel (``default_data_coding``, its first name, is still read).
+    default_alphabet: Alphabet = Field(
+        default="gsm0338", validation_alias=AliasChoices("default_alphabet", "default_data_coding")
+    )
     # How long parts of a concatenated message wait for their siblings before being stored incomplete.
     concat_timeout_s: float = Field(default=300.0, gt=0)
     # Silence after which we send enquire_link; three unanswered ones mean the link is dead.

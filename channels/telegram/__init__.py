@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.base import ChannelAdapter, ChannelContext, InboxItem, Reply, Sent
 from channels.telegram.settings import TelegramSettings
-from normalizer.types import ChannelMessage
+from normalizer.types import Attachment, ChannelMessage
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -63,10 +63,10 @@ async def send(reply: Reply, settings: TelegramSettings, client: Any) -> Sent:
     return await bot_api.send(reply, settings, client)
 
 
-async def enrich(msg: ChannelMessage, settings: TelegramSettings, ctx: ChannelContext) -> ChannelMessage:
+async def fetch_media(media: Mapping[str, Any], settings: TelegramSettings, ctx: ChannelContext) -> Attachment:
     from channels.telegram import bot_api
 
-    return await bot_api.enrich(msg, settings, ctx)
+    return await bot_api.fetch_media(media, settings, ctx)
 
 
 async def register_webhook(settings: TelegramSettings, public_url: str, bot: Bot | None = None) -> str:
@@ -84,14 +84,14 @@ ADAPTER = ChannelAdapter(
     send=send,
     router=router,
     service=service,
-    enrich=enrich,
+    fetch_media=fetch_media,
 )
 
 __all__ = [
     "ADAPTER",
     "TelegramSettings",
-    "enrich",
     "external_id",
+    "fetch_media",
     "inbox_item",
     "parse",
     "register_webhook",

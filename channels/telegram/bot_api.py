@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import mimetypes
 import posixpath
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import structlog
@@ -12,18 +13,18 @@ from aiogram import Bot
 from aiogram.types import ReplyParameters
 
 from channels.base import ChannelContext, Reply, SaveAttachment, Sent
+from channels.media import MediaRefused
 from channels.telegram.handlers import message_id
 from channels.telegram.session import make_bot, provider_errors
 from channels.telegram.settings import TelegramSettings
 from normalizer.errors import ProviderRejected
-from normalizer.types import Attachment, ChannelMessage
+from normalizer.types import Attachment
 
 log = structlog.get_logger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram"
 # Only what a citizen sends; edits, reactions and group events are not complaints.
 ALLOWED_UPDATES = ["message"]
-MEDIA_UNAVAILABLE = "telegram.media_unavailable"
 WEBHOOK_REGISTERED = "telegram.webhook_registered"
 
 
@@ -40,35 +41,36 @@ async def send_with_bot(bot: Bot, reply: Reply) -> Sent:
     return Sent(provider_message_id=message_id(sent.chat.id, sent.message_id))
 
 
-async def enrich(msg: ChannelMessage, settings: TelegramSettings, ctx: ChannelContext) -> ChannelMessage:
-    return await enrich_with_bot(msg, make_bot(settings, ctx.http), ctx.save_attachment)
+async def fetch_media(media: Mapping[str, Any], settings: TelegramSettings, ctx: ChannelContext) -> Attachment:
+    return await fetch_with_bot(media, make_bot(settings, ctx.http), ctx.save_attachment, ctx.media.max_bytes)
 
 
-async def enrich_with_bot(msg: ChannelMessage, bot: Bot, save: SaveAttachment) -> ChannelMessage:
-    """getFile then the file download, for each media descriptor ``parse`` left in ``extra``.
+async def fetch_with_bot(media: Mapping[str, Any], bot: Bot, save: SaveAttachment, max_bytes: int) -> Attachment:
+    """getFile then the file download, for one media descriptor ``parse`` left in ``pending_media``.
 
-    A file the Bot API will not serve (over its 20 MB download limit, or gone)
-    is logged and skipped: the complaint matters more than the file. Outages
-    raise ``ProviderError`` so the worker tries again.
+    The file URL is built from the configured ``api_base`` (never taken from a
+    payload), so only the size needs a limit here: ``media.max_bytes`` by the
+    sizes Telegram states and by the bytes that came. A file the Bot API will
+    not serve (over its 20 MB download limit, or gone) fails the job for good;
+    outages raise ``ProviderError`` so the job tries again.
     """
-    attachments: list[Attachment] = []
-    for media in msg.extra.get("media", []):
-        try:
-            async with provider_errors("getFile"):
-                file = await bot.get_file(str(media["file_id"]))
-                if not file.file_path:
-                    raise ProviderRejected("telegram: getFile gave no file_path")
-                data = await bot.download_file(file.file_path)
-        except ProviderRejected as exc:
-            log.warning(MEDIA_UNAVAILABLE, file_unique_id=media.get("file_unique_id"), error=str(exc))
-            continue
-        assert data is not None
-        filename = media.get("filename") or posixpath.basename(file.file_path)
-        content_type = media.get("mime_type") or mimetypes.guess_type(filename)[0]
-        attachments.append(save(data.read(), filename, content_type))
-    if not attachments:
-        return msg
-    return dataclasses.replace(msg, attachments=(*msg.attachments, *attachments))
+    stated = media.get("file_size")
+    if isinstance(stated, int) and stated > max_bytes:
+        raise MediaRefused(f"telegram: file of {stated} bytes is over media.max_bytes ({max_bytes})")
+    async with provider_errors("getFile"):
+        file = await bot.get_file(str(media["file_id"]))
+        if not file.file_path:
+            raise ProviderRejected("telegram: getFile gave no file_path")
+        if file.file_size and file.file_size > max_bytes:
+            raise MediaRefused(f"telegram: file of {file.file_size} bytes is over media.max_bytes ({max_bytes})")
+        data = await bot.download_file(file.file_path)
+    assert data is not None
+    content = data.read()
+    if len(content) > max_bytes:
+        raise MediaRefused(f"telegram: file of {len(content)} bytes is over media.max_bytes ({max_bytes})")
+    filename = media.get("filename") or posixpath.basename(file.file_path)
+    content_type = media.get("mime_type") or mimetypes.guess_type(filename)[0]
+    return save(content, filename, content_type)
 
 
 async def register_webhook(settings: TelegramSettings, public_url: str, bot: Bot | None = None) -> str:

@@ -88,6 +88,7 @@ def _channel_message(
     if message.reply_to_message is not None:
         # Answering one of our replies: the worker links it to that complaint.
         details["reply_references"] = [message_id(message.chat.id, message.reply_to_message.message_id)]
+    pending = tuple(extra.pop("media", None) or ())  # fetched by media jobs after the complaint is stored
     details.update({key: value for key, value in extra.items() if value is not None})
     return ChannelMessage(
         channel=CHANNEL,
@@ -99,6 +100,7 @@ def _channel_message(
         sender_phone=sender_phone,
         location=location,
         reply_to=str(message.chat.id),
+        pending_media=pending,
         extra=details,
     )
 
@@ -149,7 +151,7 @@ async def on_photo(message: Message) -> ChannelMessage:
     largest = max(message.photo, key=lambda size: (size.width * size.height, size.file_size or 0))
     descriptor = {
         "file_id": largest.file_id,
-        "file_unique_id": largest.file_unique_id,
+        "file_unique_id": largest.file_unique_id or None,
         "kind": "photo",
         "mime_type": "image/jpeg",  # Telegram re-encodes photos as JPEG
         "filename": None,
@@ -164,7 +166,7 @@ async def on_file(message: Message) -> ChannelMessage:
     file = getattr(message, kind)
     descriptor = {
         "file_id": file.file_id,
-        "file_unique_id": file.file_unique_id,
+        "file_unique_id": file.file_unique_id or None,
         "kind": kind,
         "mime_type": getattr(file, "mime_type", None) or ("video/mp4" if kind == "video_note" else None),
         "filename": getattr(file, "file_name", None),
@@ -242,15 +244,52 @@ def _not_a_message(data: Mapping[str, Any]) -> NoReturn:
     raise IgnoredMessage(f"telegram update without a new message ({', '.join(kinds) or 'empty'})")
 
 
+# Fields later Bot API versions added and aiogram requires, though no complaint needs them
+# (``is_bot`` since 3.0, ``file_unique_id`` since 4.5): an older update gets neutral values.
+_NOT_NEEDED: Final[Mapping[str, object]] = {"is_bot": False, "file_unique_id": ""}
+# Each round fills every such field pydantic reported; nesting (a reply's sender) can take a few.
+_BACKFILL_ROUNDS = 8
+
+
+def _fill_in(data: Any, loc: tuple[int | str, ...], name: str) -> bool:
+    """Set ``name`` in the object at ``loc`` (pydantic's error path); False when the path leads nowhere."""
+    node = data
+    for step in loc:
+        in_dict = isinstance(node, dict) and isinstance(step, str) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        # Anything else is a union member's tag in the path, not a key of the data.
+        if in_dict or in_list:
+            node = node[step]
+    if not isinstance(node, dict) or name in node:
+        return False
+    node[name] = _NOT_NEEDED[name]
+    return True
+
+
+def _validate(data: dict[str, Any], bot: Bot) -> Update:
+    """The update as aiogram's ``Update``; fields only later Bot APIs send are filled in, not fatal."""
+    for _ in range(_BACKFILL_ROUNDS):
+        try:
+            return Update.model_validate(data, context={"bot": bot})
+        except ValidationError as exc:
+            errors = exc.errors()
+            missing = [
+                (tuple(error["loc"][:-1]), str(error["loc"][-1]))
+                for error in errors
+                if error["type"] == "missing" and error["loc"] and error["loc"][-1] in _NOT_NEEDED
+            ]
+            filled = [_fill_in(data, loc, name) for loc, name in missing]
+            if not any(filled):
+                first = errors[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise PayloadError(f"telegram update has a bad {where}: {first['msg']}") from exc
+    raise PayloadError("telegram update still lacks required fields after filling in the optional ones")
+
+
 def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
     data = load_update(raw)
     dispatcher, bot = _dispatcher()
-    try:
-        update = Update.model_validate(data, context={"bot": bot})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PayloadError(f"telegram update has a bad {where}: {first['msg']}") from exc
+    update = _validate(data, bot)
     result = _run_isolated(dispatcher.feed_update(bot, update))
     if result is UNHANDLED or not isinstance(result, ChannelMessage):
         _not_a_message(data)

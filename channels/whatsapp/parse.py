@@ -2,21 +2,23 @@
 
 One notification can carry several messages and several statuses, and Meta
 may batch a retry differently from the first delivery. So the edge stores one
-inbox row per *message* (key: its wamid) and one per *status* (key: the
-message id and the state it reports); every row keeps the whole notification
-as raw bytes, and ``meta`` says which part of it the row stands for.
+inbox row per *message* (key: its wamid; a wamid repeated inside one
+notification is one row) and one per *status* (key: the message id and the
+state it reports). A row keeps the notification cut down to its one item
+(``channels.meta.notification``), and ``meta`` says which item it stands for.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import ValidationError
 
 from channels.base import InboxItem, Receipt
+from channels.meta.notification import cut_down, digest, entries, load_object, provenance
+from channels.meta.signature import SIGNATURE_HEADER as SIGNATURE_HEADER
+from channels.meta.window import MESSAGE_TIME_KEY, received_now
 from channels.whatsapp.wire import Contact, Message, Notification, SharedContact, Status, Value
 from normalizer.errors import IgnoredMessage, PayloadError
 from normalizer.phone import to_e164
@@ -24,7 +26,6 @@ from normalizer.types import ChannelMessage, Location
 
 CHANNEL: Final = "whatsapp"
 PROVIDER = "meta"
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 # Not something a citizen wrote to us: an emoji reaction to one of our
 # messages, or a system notice (the user changed number).
@@ -34,13 +35,8 @@ _MEDIA_TYPES = ("image", "video", "audio", "document")
 
 def load_notification(raw: bytes) -> Notification:
     """The notification in ``raw``; ``PayloadError`` naming what is wrong."""
-    try:
-        data = json.loads(raw)
-    # Nested past the parser's recursion limit (a signed 10,000-deep array) is unreadable, not a crash.
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise PayloadError(f"whatsapp notification is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("whatsapp notification is not a JSON object")
+    # Unreadable, not a dict, or nested past any sane depth: load_object says which.
+    data = load_object(raw, CHANNEL)
     try:
         return Notification.model_validate(data)
     except ValidationError as exc:
@@ -53,37 +49,68 @@ def status_key(status: Status) -> str:
     return f"status:{status.id}:{status.status}"
 
 
-def inbox_items(raw: bytes, headers: Mapping[str, str] | None = None) -> list[InboxItem]:
-    """The inbox rows a (verified) notification becomes; ``PayloadError`` when malformed."""
-    notification = load_notification(raw)
-    kept = dict(headers or {})
-    items: list[InboxItem] = []
-    for value in notification.values():
-        for message in value.messages:
-            items.append(_item(message.id, raw, kept, {"wamid": message.id}))
-        for status in value.statuses:
-            meta = {"status_id": status.id, "status": status.status}
-            items.append(_item(status_key(status), raw, kept, meta))
-    if not items:
+def inbox_items(raw: bytes) -> list[InboxItem]:
+    """The inbox rows a (verified) notification becomes; ``PayloadError`` when malformed.
+
+    One row per distinct wamid and per distinct status; each keeps only its own item.
+    """
+    load_notification(raw)  # validated: the dicts below have the shapes the models checked
+    data = load_object(raw, CHANNEL)
+    found: list[tuple[str, dict[str, Any], bytes]] = []
+    seen: set[str] = set()
+    for entry in entries(data):
+        for change in entry.get("changes") or []:
+            value = change.get("value") or {}
+            for message in value.get("messages") or []:
+                key = str(message["id"])
+                if key not in seen:
+                    seen.add(key)
+                    found.append((key, {"wamid": key}, _one(data, entry, change, value, "messages", message)))
+            for status in value.get("statuses") or []:
+                key = f"status:{status['id']}:{status['status']}"
+                if key not in seen:
+                    seen.add(key)
+                    meta = {"status_id": status["id"], "status": status["status"]}
+                    found.append((key, meta, _one(data, entry, change, value, "statuses", status)))
+    if not found:
         # Another webhook field (account or template updates): kept for
         # provenance, never processed.
-        digest = hashlib.sha256(raw).hexdigest()
         return [
             InboxItem(
                 channel=CHANNEL,
                 provider=PROVIDER,
-                external_id=f"notification:{digest}",
+                external_id=f"notification:{digest(raw)}",
                 raw=raw,
-                headers=kept,
-                meta={},
                 ignored_reason="whatsapp notification without messages or statuses",
             )
         ]
-    return items
+    received = received_now()
+    if len(found) == 1:  # the notification is this one item: kept byte for byte
+        key, meta, _ = found[0]
+        return [_item(key, raw, {**meta, **received})]
+    return [_item(key, one, {**meta, **received, **provenance(raw)}) for key, meta, one in found]
 
 
-def _item(external_id: str, raw: bytes, headers: Mapping[str, str], meta: Mapping[str, Any]) -> InboxItem:
-    return InboxItem(channel=CHANNEL, provider=PROVIDER, external_id=external_id, raw=raw, headers=headers, meta=meta)
+def _one(
+    data: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    change: Mapping[str, Any],
+    value: Mapping[str, Any],
+    key: str,
+    item: Mapping[str, Any],
+) -> bytes:
+    """The notification cut down to one message (with its sender's contact) or one status."""
+    kept = {name: part for name, part in value.items() if name not in ("messages", "statuses", "contacts")}
+    kept[key] = [item]
+    if key == "messages":
+        sender = {item.get("from"), item.get("from_user_id")} - {None}
+        contacts = [c for c in value.get("contacts") or [] if {c.get("wa_id"), c.get("user_id")} & sender]
+        kept["contacts"] = contacts or list(value.get("contacts") or [])[:1]
+    return cut_down(data, entry, "changes", [{**change, "value": kept}])
+
+
+def _item(external_id: str, raw: bytes, meta: Mapping[str, Any]) -> InboxItem:
+    return InboxItem(channel=CHANNEL, provider=PROVIDER, external_id=external_id, raw=raw, meta=meta)
 
 
 def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
@@ -92,7 +119,7 @@ def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:
         return str(meta["wamid"])
     if meta.get("status_id"):
         return f"status:{meta['status_id']}:{meta.get('status', '')}"
-    return f"notification:{hashlib.sha256(raw).hexdigest()}"
+    return f"notification:{digest(raw)}"
 
 
 def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
@@ -107,15 +134,17 @@ def parse(raw: bytes, meta: Mapping[str, Any]) -> list[ChannelMessage]:
         raise IgnoredMessage("whatsapp delivery status, not a citizen message")
     wanted = meta.get("wamid")
     found: list[ChannelMessage] = []
+    seen: set[str] = set()
     for value in notification.values():
         for message in value.messages:
-            if wanted is not None and message.id != wanted:
-                continue
+            if (wanted is not None and message.id != wanted) or message.id in seen:
+                continue  # a wamid repeated inside one notification is one message
+            seen.add(message.id)
             if message.type in _NOT_A_MESSAGE:
                 if wanted is not None:
                     raise IgnoredMessage(f"whatsapp {message.type} message, not a complaint")
                 continue
-            found.append(to_channel_message(message, value, part=len(found)))
+            found.append(to_channel_message(message, value, part=len(found), received_ms=meta.get(MESSAGE_TIME_KEY)))
     if wanted is not None and not found:
         raise PayloadError(f"whatsapp notification does not contain message {wanted}")
     if not found:
@@ -153,18 +182,21 @@ def _sender(message: Message, contacts: list[Contact]) -> Contact | None:
     return contacts[0] if len(contacts) == 1 else None
 
 
-def to_channel_message(message: Message, value: Value, part: int) -> ChannelMessage:
+def to_channel_message(message: Message, value: Value, part: int, received_ms: Any = None) -> ChannelMessage:
     contact = _sender(message, value.contacts)
     wa_id = message.from_ or (contact.wa_id if contact else None)
     user_id = message.from_user_id or (contact.user_id if contact else None)
     # A wa_id is a phone number in digits; anything else is a business-scoped id.
     phone = to_e164("+" + wa_id) if wa_id and wa_id.isdigit() else None
     extra: dict[str, Any] = {"wamid": message.id, "type": message.type}
+    if isinstance(received_ms, int):
+        extra[MESSAGE_TIME_KEY] = received_ms  # for the 24-hour reply window
     if user_id:
         extra["whatsapp_user_id"] = user_id
     if message.context and message.context.id:
         extra["reply_references"] = [message.context.id]
     text, location = _content(message, extra)
+    media = tuple(extra.pop("media", ()))
     return ChannelMessage(
         channel=CHANNEL,
         provider=PROVIDER,
@@ -175,12 +207,13 @@ def to_channel_message(message: Message, value: Value, part: int) -> ChannelMess
         sender_phone=phone,
         location=location,
         reply_to=wa_id or user_id,
+        pending_media=media,
         extra=extra,
     )
 
 
 def _content(message: Message, extra: dict[str, Any]) -> tuple[str, Location | None]:
-    """Text and location of a message; media and shared contacts go into ``extra``."""
+    """Text and location of a message; media (to fetch later) and shared contacts go into ``extra``."""
     if message.type == "text" and message.text is not None:
         return message.text.body, None
     if message.type in _MEDIA_TYPES:

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import admin, complaints, import_pages, new_report, public_pages, recap_pages, sign_in
+from gateway.web import admin, complaints, import_pages, lifecycle_pages, new_report, public_pages, recap_pages, sign_in
 from gateway.web.render import STATIC, render
 from gateway.web.security import LoginRequired, SecurityHeaders, WebError, signed_in
 
@@ -21,6 +21,7 @@ ROUTERS = (
     sign_in.router,
     new_report.router,
     complaints.router,
+    lifecycle_pages.router,
     admin.router,
     recap_pages.router,
     import_pages.router,

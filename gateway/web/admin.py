@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from gateway import audit, replay
+from gateway import agency_sync, audit, replay
 from gateway.web.channel_health import channel_health
 from gateway.web.render import render
 from gateway.web.security import AdminOnly, WebError, checked_form
@@ -137,4 +137,13 @@ def audit_log(
 def channels(request: Request, staff: AdminOnly) -> Response:
     gateway = request.app.state.gateway
     figures = channel_health(gateway.store, gateway.config, utcnow())
-    return render(request, "channels.html", {"figures": figures}, staff)
+    sinks = [
+        {
+            "name": s.name,
+            "type": s.type,
+            "target": s.url or s.endpoint,
+            "disabled": agency_sync.disabled(gateway.store, s.name),
+        }
+        for s in gateway.config.sinks
+    ]
+    return render(request, "channels.html", {"figures": figures, "sinks": sinks}, staff)

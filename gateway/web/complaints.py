@@ -17,6 +17,7 @@ from sqlalchemy import Select, select
 from sqlmodel import Session, col
 
 from gateway.context import AttachmentFiles
+from gateway.web import lifecycle_view
 from gateway.web.labels import CHANNELS, SOURCES, STATUSES
 from gateway.web.render import render, zone_of
 from gateway.web.security import SignedIn, WebError
@@ -162,8 +163,20 @@ def complaint_detail(request: Request, staff: SignedIn, tracking_id: str) -> Res
             "record": queries.complaint_record(complaint),
             "follow_ups": [queries.complaint_record(c) for c in follow_ups],
             "replies": queries.replies_of(session, complaint.tracking_id),
+            # Attachments still being fetched, or given up on (replayable from /gagal as media-<id>).
+            "media_jobs": [
+                {
+                    "id": f"media-{job.id}",
+                    "status": job.status,
+                    "attempts": job.attempts,
+                    "error": job.last_error,
+                    "content_type": job.descriptor.get("content_type") or job.descriptor.get("mime_type"),
+                }
+                for job in queries.media_jobs_for(session, complaint.tracking_id)
+            ],
             "show_provenance": staff.can("admin"),
             "provenance": provenance(session, complaint) if staff.can("admin") else None,
+            **lifecycle_view.detail_context(session, request.app.state.gateway.config, complaint, staff),
         }
     return render(request, "complaint.html", context, staff)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from gateway import recap
+from gateway import recap, recap_agencies
 from gateway.web.charts import bar_chart
 from gateway.web.complaints import day_start
 from gateway.web.labels import Labels
@@ -36,6 +36,14 @@ def _period(request: Request, dari: str, sampai: str) -> tuple[date, date]:
     return start, end
 
 
+def _agencies(request: Request, start: date, end: date) -> list[recap_agencies.AgencyFigures]:
+    zone, gateway = zone_of(request), request.app.state.gateway
+    names = {code: agency.name for code, agency in gateway.config.agencies.items()}
+    return recap_agencies.build(
+        gateway.store, day_start(start, zone), day_start(end + timedelta(days=1), zone), names, zone
+    )
+
+
 def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
     zone = zone_of(request)
     gateway = request.app.state.gateway
@@ -55,6 +63,7 @@ def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
 def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = "") -> Response:
     start, end = _period(request, dari, sampai)
     made, period_text = _build(request, start, end)
+    agencies = _agencies(request, start, end)
     context = {
         "recap": made,
         "period_text": period_text,
@@ -62,6 +71,9 @@ def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = 
         "end": end.isoformat(),
         "dimensions": recap.DIMENSIONS,
         "charts": _charts(made, labels_of(request)),
+        "agencies": agencies,
+        # Built from escaped names and numbers only, so the template may insert it as markup.
+        "completion_chart": recap_agencies.completion_chart(agencies) if agencies else None,
     }
     return render(request, "recap.html", context, staff)
 
@@ -83,10 +95,12 @@ def _download(request: Request, dari: str, sampai: str, kind: str) -> Response:
     made, period_text = _build(request, start, end)
     filename = f"rekap-{start.isoformat()}-{end.isoformat()}.{kind}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    agencies = _agencies(request, start, end)
     if kind == "csv":
-        body = recap.to_csv(made, period_text, labels_of(request)).encode("utf-8-sig")  # BOM: Excel reads UTF-8
+        text = recap.to_csv(made, period_text, labels_of(request), agencies)
+        body = text.encode("utf-8-sig")  # BOM: Excel reads UTF-8
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    return Response(recap.to_xlsx(made, period_text, labels_of(request)), media_type=XLSX, headers=headers)
+    return Response(recap.to_xlsx(made, period_text, labels_of(request), agencies), media_type=XLSX, headers=headers)
 
 
 @router.get("/rekap.csv")

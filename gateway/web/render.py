@@ -15,6 +15,8 @@ from starlette.templating import Jinja2Templates
 
 from gateway.web.labels import Labels
 from gateway.web.security import Staff
+from sinks.store.models import utcnow
+from sinks.store.queries import iso
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -66,5 +68,7 @@ def render(
         "zone": zone_of(request),
         "labels": labels_of(request),
         "path": request.url.path,
+        # Records carry ISO text: a due date before this one is overdue (lists flag it).
+        "now_iso": iso(utcnow()),
     }
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)

@@ -90,9 +90,11 @@ class Staff:
     username: str
     role: str
     csrf_token: str
+    # For agency accounts (a liaison officer): the one agency whose complaints they see.
+    agency: str | None = None
 
     def can(self, role: str) -> bool:
-        return Principal(self.username, self.role).can(role)
+        return Principal(self.username, self.role, self.agency).can(role)
 
 
 def start_session(store: Store, username: str, now: datetime | None = None) -> str:
@@ -135,7 +137,7 @@ def load_session(store: Store, token: str, now: datetime | None = None) -> Staff
     web_session, user = found
     if web_session.expires_at <= now or user.disabled_at is not None:
         return None
-    return Staff(username=user.username, role=user.role, csrf_token=web_session.csrf_token)
+    return Staff(username=user.username, role=user.role, csrf_token=web_session.csrf_token, agency=user.agency)
 
 
 def _store(request: Request) -> Store:
@@ -152,14 +154,29 @@ def signed_in(request: Request) -> Staff:
     return staff
 
 
+def staff_only(staff: Annotated[Staff, Depends(signed_in)]) -> Staff:
+    """Call-center and Diskominfo pages: an agency account sees only its own inbox (``/instansi``)."""
+    if staff.role == "agency":
+        raise WebError(403, "Halaman ini bukan untuk akun instansi. Buka Kotak masuk instansi.")
+    return staff
+
+
 def admin_only(staff: Annotated[Staff, Depends(signed_in)]) -> Staff:
     if not staff.can("admin"):
         raise WebError(403, "Halaman ini hanya untuk admin.")
     return staff
 
 
-SignedIn = Annotated[Staff, Depends(signed_in)]
+def agency_or_admin(staff: Annotated[Staff, Depends(signed_in)]) -> Staff:
+    if not staff.can("agency"):
+        raise WebError(403, "Halaman ini untuk akun instansi dan admin.")
+    return staff
+
+
+SignedIn = Annotated[Staff, Depends(staff_only)]
+AnyAccount = Annotated[Staff, Depends(signed_in)]
 AdminOnly = Annotated[Staff, Depends(admin_only)]
+AgencyOrAdmin = Annotated[Staff, Depends(agency_or_admin)]
 
 CSRF_REFUSED = "Formulir ini tidak sah atau sudah kedaluwarsa. Muat ulang halaman, lalu kirim lagi."
 

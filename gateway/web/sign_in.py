@@ -16,7 +16,7 @@ from gateway.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_LIFETIME,
-    SignedIn,
+    AnyAccount,
     WebError,
     checked_form,
     cookie_options,
@@ -88,7 +88,7 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, staff: SignedIn) -> Response:
+async def logout(request: Request, staff: AnyAccount) -> Response:
     await checked_form(request, staff)
     token = request.cookies.get(SESSION_COOKIE, "")
     await run_in_threadpool(end_session, request.app.state.gateway.store, token)
@@ -99,5 +99,6 @@ async def logout(request: Request, staff: SignedIn) -> Response:
 
 
 @router.get("/")
-def home(staff: SignedIn) -> Response:
-    return RedirectResponse("/laporan/baru" if staff.role == "agent" else "/pengaduan", status_code=303)
+def home(staff: AnyAccount) -> Response:
+    start = {"agent": "/laporan/baru", "agency": "/instansi"}.get(staff.role, "/pengaduan")
+    return RedirectResponse(start, status_code=303)

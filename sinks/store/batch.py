@@ -18,18 +18,19 @@ from sqlmodel import Session, col
 
 from normalizer.tracking import new_tracking_id
 from sinks.store import queries
-from sinks.store.models import PROCESSING, Complaint, InboxMessage, OutboxMessage
+from sinks.store.models import PROCESSING, Complaint, InboxMessage, MediaFetch, OutboxMessage
 
 # Core tables, not ORM entities: a bulk insert of plain dicts needs none of the ORM's bookkeeping.
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_MEDIA: Table = MediaFetch.__table__  # type: ignore[attr-defined]
 
 
 class LeaseLost(Exception):
     """Our lease ran out and another worker took the row: this worker must not finish it."""
 
 
-def finish(session: Session, row: InboxMessage | OutboxMessage, **values: Any) -> None:
+def finish(session: Session, row: InboxMessage | OutboxMessage | MediaFetch, **values: Any) -> None:
     """Update a claimed row, but only while it is still ours (same claim token, still processing)."""
     table: Any = type(row)
     result = session.execute(
@@ -94,6 +95,7 @@ class BatchWrites:
         self.draw = draw
         self._complaints: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
+        self._media: list[dict[str, Any]] = []
         # (claim token, values) -> inbox ids to mark with those values
         self._finished: dict[tuple[str, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
 
@@ -112,6 +114,13 @@ class BatchWrites:
         else:
             self._outbox.append(values)
 
+    def media(self, values: dict[str, Any]) -> None:
+        """A media job for a complaint of this batch (written after it, like its outbox rows)."""
+        if self.careful:
+            self.session.execute(insert(_MEDIA), [values])
+        else:
+            self._media.append(values)
+
     def finish_inbox(self, row: InboxMessage, **values: Any) -> None:
         if self.careful:
             finish(self.session, row, **values)
@@ -127,6 +136,9 @@ class BatchWrites:
         if self._outbox:
             self.session.execute(insert(_OUTBOX), self._outbox)
             self._outbox = []
+        if self._media:
+            self.session.execute(insert(_MEDIA), self._media)
+            self._media = []
         for (token, values), ids in self._finished.items():
             result = self.session.execute(
                 update(InboxMessage)

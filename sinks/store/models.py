@@ -122,6 +122,38 @@ class Complaint(SQLModel, table=True):
     status: str = Field(default="received", max_length=32)
     # Where replies go (phone, chat id, mail address): also finds a chat's open complaint for follow-ups.
     reply_address: str | None = Field(default=None, max_length=320)
+    # The lifecycle (gateway/lifecycle.py): the agency (OPD) it is with and when the current step is due.
+    agency: str | None = Field(default=None, max_length=64, index=True)
+    due_at: datetime | None = _ts(nullable=True, index=True)
+    # The agency system's id for it (Open311 service_request_id) and the newest update of theirs applied.
+    agency_ref: str | None = Field(default=None, max_length=255, index=True)
+    agency_updated_at: datetime | None = _ts(nullable=True)
+
+
+class ComplaintEvent(SQLModel, table=True):
+    """One status change (or correction) of a complaint; append-only, written by gateway/lifecycle.py alone."""
+
+    __tablename__ = "complaint_event"
+
+    id: str = Field(primary_key=True, max_length=40)  # evt_<hex>: also the webhook-id of its delivery
+    tracking_id: str = Field(max_length=32, index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    from_status: str | None = Field(default=None, max_length=32)
+    to_status: str = Field(max_length=32, index=True)
+    actor_kind: str = Field(max_length=16)  # staff | agency | system | citizen
+    actor_name: str = Field(max_length=200)
+    agency: str | None = Field(default=None, max_length=64, index=True)
+    public_note: str | None = None
+    internal_note: str | None = None
+    source: str = Field(max_length=16)  # web | api | cli | open311 | webhook | channel
+    reason: str | None = Field(default=None, max_length=32)
+    duplicate_of: str | None = Field(default=None, max_length=32)
+    category: str | None = Field(default=None, max_length=64)
+    region_code: str | None = Field(default=None, max_length=16)
+    # What the citizen was told (or why not): shown on the timeline.
+    notice: str | None = None
+    # An API Idempotency-Key or an agency system's update id: the same change twice is one event.
+    dedupe_key: str | None = Field(default=None, max_length=255, unique=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -157,6 +189,8 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200, index=True)
     role: str = Field(max_length=16)
+    # For role ``agency``: the one agency (OPD) code the token acts for.
+    agency: str | None = Field(default=None, max_length=64)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _ts(nullable=True)
@@ -180,6 +214,8 @@ class StaffUser(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True)
     role: str = Field(max_length=16)
+    # For role ``agency``: the one agency (OPD) code the account acts for.
+    agency: str | None = Field(default=None, max_length=64)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     disabled_at: datetime | None = _ts(nullable=True)
@@ -230,3 +266,31 @@ class Throttle(SQLModel, table=True):
     window_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     retry_at: datetime | None = _ts(nullable=True)
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class MediaFetch(SQLModel, table=True):
+    """One attachment still to fetch for a stored complaint: retried, dead-lettered and replayed like the outbox.
+
+    The complaint and its acknowledgement never wait for media; the job attaches the file when it arrives.
+    """
+
+    __tablename__ = "media_fetch"
+    __table_args__ = (Index("ix_media_fetch_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, unique=True)  # media:<inbox id>:<part>:<position>
+    tracking_id: str = Field(max_length=32, index=True)
+    inbox_id: int = Field(foreign_key="inbox.id")
+    channel: str = Field(max_length=64)  # the registry name whose ``fetch_media`` knows the descriptor
+    position: int = 0  # the attachment's place among the message's media
+    descriptor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, max_length=16)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: datetime | None = _ts(nullable=True)
+    claim_token: str | None = Field(default=None, max_length=64)
+    last_error: str | None = None
+    error_type: str | None = Field(default=None, max_length=128)
+    fetched_at: datetime | None = _ts(nullable=True)
+    sha256: str | None = Field(default=None, max_length=64)

@@ -16,8 +16,8 @@ from sqlmodel import Session, col
 
 from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
-from normalizer.types import ComplaintRecord
-from sinks.store.models import Complaint, InboxMessage, OutboxMessage, utcnow
+from normalizer.types import Attachment, ComplaintRecord
+from sinks.store.models import DONE, PENDING, Complaint, ComplaintEvent, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
 
 class DrawId(Protocol):
@@ -47,6 +47,8 @@ SCHEMA_FIELDS: tuple[str, ...] = (
     "priority",
     "auto",
     "related",
+    "agency",
+    "due_at",
 )
 
 
@@ -108,6 +110,8 @@ def complaint_record(complaint: Complaint | SimpleNamespace) -> dict[str, Any]:
         "priority": complaint.priority,
         "auto": complaint.auto,
         "related": list(complaint.related),
+        "agency": complaint.agency,
+        "due_at": iso(complaint.due_at),
     }
 
 
@@ -148,15 +152,26 @@ def complaint_fields(
         priority=record.priority,
         auto=record.auto,
         related=list(record.related),
-        attachments=[
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
-            for a in record.attachments
-        ],
+        attachments=[attachment_fields(a) for a in record.attachments],
         parent_tracking_id=record.parent_tracking_id,
         entered_by=record.entered_by,
         status=record.status,
         reply_address=None if anonymous else reply_address,
+        agency=None,
+        due_at=None,
+        agency_ref=None,
+        agency_updated_at=None,
     )
+
+
+def attachment_fields(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the complaint row (and schema v1) lists it."""
+    return {
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "sha256": attachment.sha256,
+    }
 
 
 def insert_complaint(session: Session, fields: dict[str, Any], draw: DrawId = new_tracking_id) -> None:
@@ -346,6 +361,75 @@ def complaints_after(session: Session, after_id: int, since: datetime | None, li
 
 def count_complaints(session: Session, since: datetime | None = None) -> int:
     return int(session.execute(_since(select(func.count()).select_from(Complaint), since)).scalar_one())
+
+
+def attach(session: Session, tracking_id: str, attachment: dict[str, Any], is_postgres: bool) -> bool:
+    """Add a fetched attachment to a complaint's list (row-locked on PostgreSQL); False if it is gone."""
+    query = select(Complaint).where(col(Complaint.tracking_id) == tracking_id)
+    if is_postgres:
+        query = query.with_for_update()
+    complaint = session.execute(query).scalars().first()
+    if complaint is None:
+        return False
+    complaint.attachments = [*complaint.attachments, attachment]
+    session.add(complaint)
+    session.flush()
+    return True
+
+
+def media_jobs_for(session: Session, tracking_id: str) -> list[MediaFetch]:
+    """The attachments a complaint still waits for, or gave up on (the detail page shows them)."""
+    query = (
+        select(MediaFetch)
+        .where(col(MediaFetch.tracking_id) == tracking_id, col(MediaFetch.status) != DONE)
+        .order_by(col(MediaFetch.position))
+    )
+    return list(session.execute(query).scalars())
+
+
+def outbox_values(
+    kind: str, target: str, key: str, payload: dict[str, Any], tracking_id: str | None = None
+) -> dict[str, Any]:
+    """Column values of a new outbox row (a reply to a citizen or a forward), due at once."""
+    now = utcnow()
+    return {
+        "kind": kind,
+        "target": target,
+        "idempotency_key": key,
+        "tracking_id": tracking_id or payload.get("tracking_id"),
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "claim_token": None,
+        "last_error": None,
+        "error_type": None,
+        "sent_at": None,
+        "provider_message_id": None,
+        "delivery_status": None,
+    }
+
+
+def staff_set_categories(session: Session) -> list[tuple[str, str, str]]:
+    """(tracking id, text, category) of complaints whose category staff set or corrected, the latest word each.
+
+    ``normalizer train --from-store`` learns from these: a human's label, not the classifier's guess.
+    """
+    rows = session.execute(
+        select(
+            col(ComplaintEvent.tracking_id), col(ComplaintEvent.category), col(Complaint.subject), col(Complaint.body)
+        )
+        .join(Complaint, col(Complaint.tracking_id) == col(ComplaintEvent.tracking_id))
+        .where(col(ComplaintEvent.category).is_not(None), col(ComplaintEvent.actor_kind) == "staff")
+        .order_by(col(ComplaintEvent.at), col(ComplaintEvent.id))
+    ).all()
+    latest: dict[str, tuple[str, str, str]] = {}
+    for tracking_id, category, subject, body in rows:
+        text = f"{subject}\n{body}" if subject else body
+        latest[tracking_id] = (tracking_id, text, category)
+    return list(latest.values())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from channels.base import Accepted, ChannelContext, InboxItem
+from channels.media import MediaLimits
 from tests.support.fakes import Locks, MemoryState, SavedFiles
 from tests.support.provider_api import Canned, ProviderApi
 from tests.support.server import free_port
@@ -62,6 +63,7 @@ def make_context(
     files: SavedFiles | None = None,
     state: MemoryState | None = None,
     locks: Locks | None = None,
+    media: MediaLimits | None = None,
 ) -> ChannelContext:
     return ChannelContext(
         accept=inbox if inbox is not None else MemoryInbox(),
@@ -71,6 +73,8 @@ def make_context(
         save_attachment=files if files is not None else SavedFiles(),
         exclusive=locks if locks is not None else Locks(),
         http=http,
+        # The provider stand-ins listen on loopback, which production refuses.
+        media=media if media is not None else MediaLimits(allow_private_hosts=True),
     )
 
 

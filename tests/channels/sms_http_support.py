@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from channels.base import Accepted, ChannelContext, InboxItem
+from channels.media import MediaLimits
 from tests.support.fakes import Locks, MemoryState, SavedFiles
 from tests.support.server import free_port
 
@@ -56,6 +57,7 @@ def make_context(
     http: httpx.AsyncClient | None = None,
     saved: SavedFiles | None = None,
     data_dir: Path = Path("/nonexistent"),
+    media: MediaLimits | None = None,
 ) -> ChannelContext:
     return ChannelContext(
         accept=inbox.accept,
@@ -65,6 +67,8 @@ def make_context(
         save_attachment=saved if saved is not None else SavedFiles(),
         exclusive=Locks(),
         http=http if http is not None else httpx.AsyncClient(),
+        # The provider stand-ins listen on loopback, which production refuses.
+        media=media if media is not None else MediaLimits(allow_private_hosts=True),
     )
 
 

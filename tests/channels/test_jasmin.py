@@ -63,6 +63,11 @@ CASES: list[tuple[str, dict[str, Any] | type[Exception]]] = [
     ),
     ("latin1.form", {"text": "Lapor: café di trotoar menghalangi pejalan kaki", "sender_phone": "+6281311112222"}),
     ("dlr_delivered.form", IgnoredMessage),
+    # Real Jasmin posts coding as the raw data_coding octet: %08 is UCS-2, %00 the SMSC default.
+    ("ucs2_coding_octet.form", {"text": "LAPOR جالان rusak 🚧 di Jl. Merdeka", "sender_phone": "+6281299887766"}),
+    ("gsm_coding_octet.form", {"text": "LAPOR akun_saya @desa", "sender_phone": "+6281377788899"}),
+    # UTF-8 octets labelled UCS-2 (no valid UTF-16): read as UTF-8, not as replacement characters.
+    ("utf8_labelled_ucs2.form", {"text": "Jalan رسک rusak", "sender_phone": "+6281355566677"}),
 ]
 
 
@@ -76,6 +81,26 @@ def test_jasmin_payload_parses_to_channel_message(filename: str, expected: dict[
     [message] = jasmin.parse(raw, {})
     assert {name: getattr(message, name) for name in expected} == expected
     assert message.external_id == jasmin.external_id(raw, {})
+
+
+@pytest.mark.parametrize("coding", [b"8", b"%08", b"08"])
+def test_coding_as_digit_or_raw_octet_is_the_same_ucs2(coding: bytes) -> None:
+    raw = (
+        b"id=c1&from=6281234567890&to=1708&coding="
+        + coding
+        + b"&binary="
+        + "sumur 💧".encode("utf-16-be").hex().encode()
+    )
+    assert jasmin.parse(raw, {})[0].text == "sumur 💧"
+
+
+@pytest.mark.parametrize(
+    ("alphabet", "text"),
+    [("ascii", "LAPOR akun_saya @desa"), ("latin1", "LAPOR akun_saya @desa"), ("gsm0338", "LAPOR akun§saya ¡desa")],
+)
+def test_data_coding_0_is_read_in_the_alphabet_the_edge_recorded(alphabet: str, text: str) -> None:
+    raw = payload("ascii_default_alphabet.form")
+    assert jasmin.parse(raw, {"default_alphabet": alphabet})[0].text == text
 
 
 def test_content_is_used_when_binary_is_missing_and_bad_hex_is_a_payload_error() -> None:
@@ -102,6 +127,7 @@ def test_mo_post_is_stored_and_acked_exactly() -> None:
     [item] = inbox.items
     assert (item.channel, item.provider, item.external_id) == ("sms", "jasmin", "a1b2c3d4-e5f6-4711-8899-aabbccddeeff")
     assert item.raw == body
+    assert item.meta == {"default_alphabet": "gsm0338"}
     assert jasmin.parse(item.raw, {})[0].text == "LAPOR pungli di kantor desa 😠 tolong"
 
 
@@ -162,7 +188,15 @@ def send(api: ProviderApi, message: Reply) -> Any:
     return run(go())
 
 
-def test_gsm_reply_is_sent_as_content() -> None:
+def send_with(api: ProviderApi, message: Reply, **overrides: Any) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as http:
+            return await jasmin.send(message, settings(send_url=f"{api.url}/send", **overrides), http)
+
+    return run(go())
+
+
+def test_gsm_reply_goes_to_digits_as_gsm_septets_with_coding_0() -> None:
     with ProviderApi() as api:
         api.default = Canned(body=b'Success "07033084-5cfd-4812-90a4-e4d24ffb6e3d"')
         sent = send(api, reply("Laporan Anda diterima. No. LPR-7K3Q9X."))
@@ -172,10 +206,34 @@ def test_gsm_reply_is_sent_as_content() -> None:
     assert dict(parse_qsl(call.body.decode())) == {
         "username": "lapor",
         "password": "rahasia",
-        "to": "+6281234567890",
+        # Jasmin copies `to` into destination_addr as is: no '+', TON/NPI come from the connector.
+        "to": "6281234567890",
         "from": "1708",
-        "content": "Laporan Anda diterima. No. LPR-7K3Q9X.",
+        "coding": "0",
+        "hex-content": "Laporan Anda diterima. No. LPR-7K3Q9X.".encode("ascii").hex(),
     }
+
+
+@pytest.mark.parametrize(
+    ("alphabet", "octets"),
+    [("gsm0338", b"cek_status @1708"), ("ascii", b"cek_status @1708"), ("latin1", b"cek_status @1708")],
+)
+def test_reply_octets_follow_the_smsc_default_alphabet(alphabet: str, octets: bytes) -> None:
+    if alphabet == "gsm0338":
+        octets = octets.replace(b"_", b"\x11").replace(b"@", b"\x00")  # GSM 03.38: '_' 0x11, '@' 0x00
+    with ProviderApi() as api:
+        api.default = Canned(body=b'Success "x"')
+        send_with(api, reply("cek_status @1708"), default_alphabet=alphabet)
+    sent = dict(parse_qsl(api.requests[0].body.decode()))
+    assert (sent["coding"], bytes.fromhex(sent["hex-content"])) == ("0", octets)
+
+
+def test_gsm_text_the_ascii_alphabet_cannot_carry_goes_as_ucs2() -> None:
+    with ProviderApi() as api:
+        api.default = Canned(body=b'Success "x"')
+        send_with(api, reply("biaya 5 € ditagih"), default_alphabet="ascii")
+    sent = dict(parse_qsl(api.requests[0].body.decode()))
+    assert (sent["coding"], bytes.fromhex(sent["hex-content"]).decode("utf-16-be")) == ("8", "biaya 5 € ditagih")
 
 
 def test_non_gsm_reply_is_sent_as_hex_ucs2_with_coding_8() -> None:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 import pytest
 from fastapi.testclient import TestClient
 
+from channels.gsm import gsm_decode, gsm_encode
 from gateway.app import Gateway, create_app
 from gateway.config import Config
 from sinks.store.db import Store
@@ -73,7 +74,14 @@ def test_ucs2_mo_is_acked_after_commit_and_becomes_a_complaint_answered_via_send
     assert record["reporter"]["phone"] == "+6285600011122"
     ack = "Laporan Anda diterima. No. {0}. Cek status: kirim STATUS {0}".format(record["tracking_id"])
     assert sends(jasmin_api) == [
-        {"username": "lapor", "password": "rahasia", "to": "+6285600011122", "from": "1708", "content": ack}
+        {
+            "username": "lapor",
+            "password": "rahasia",
+            "to": "6285600011122",
+            "from": "1708",
+            "coding": "0",
+            "hex-content": gsm_encode(ack).hex(),
+        }
     ]
     assert reply.provider_message_id == "07033084-5cfd-4812-90a4-e4d24ffb6e3d"
 
@@ -103,7 +111,7 @@ def test_keyword_only_sms_gets_the_help_text_and_no_complaint(
         assert client.post(WEBHOOK, content=body, headers=FORM).content == b"ACK/Jasmin"
         eventually(lambda: stored_replies(store, status="done"), "the help text to be sent")
     assert complaint_records(store) == []
-    assert sends(jasmin_api)[0]["content"] == jasmin_config.replies.help
+    assert gsm_decode(bytes.fromhex(sends(jasmin_api)[0]["hex-content"])) == jasmin_config.replies.help
 
 
 def test_send_500_keeps_the_reply_then_fails_it_then_replay_delivers(

@@ -211,6 +211,27 @@ def test_gsm_reply_goes_to_sendsms_as_utf8_text() -> None:
     }
 
 
+def test_destination_keeps_its_plus_escaped_so_kannel_sets_ton_international() -> None:
+    with ProviderApi() as api:
+        api.default = Canned(status=202, body=b"0: Accepted for delivery")
+        send(api, reply("halo"))
+    # A bare '+' would reach Kannel as a space; %2B is the '+' its SMPP module strips into TON 1.
+    assert b"to=%2B6281234567890" in api.requests[0].query
+
+
+def test_gsm_text_an_ascii_smsc_cannot_carry_goes_as_ucs2() -> None:
+    async def go(api: ProviderApi) -> None:
+        async with httpx.AsyncClient() as http:
+            url = f"{api.url}/cgi-bin/sendsms"
+            await kannel.send(reply("biaya 5 € ditagih"), settings(sendsms_url=url, default_alphabet="ascii"), http)
+
+    with ProviderApi() as api:
+        api.default = Canned(status=202, body=b"0: Accepted for delivery")
+        run(go(api))
+    values = query_values(api.requests[0].query)
+    assert (values["coding"], values["text"]) == (b"2", "biaya 5 € ditagih".encode("utf-16-be"))
+
+
 def test_non_gsm_reply_goes_as_ucs2_utf16be_octets() -> None:
     text = "Terima kasih 🙏 laporan LPR-7K3Q9X diterima"
     with ProviderApi() as api:

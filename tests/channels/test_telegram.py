@@ -14,11 +14,12 @@ from pydantic import ValidationError
 
 from channels import telegram
 from channels.base import Accepted, InboxItem, Reply
+from channels.media import MediaLimits, MediaRefused
 from channels.telegram import TelegramSettings, inbox_item, parse
-from channels.telegram.bot_api import enrich_with_bot, send_with_bot
+from channels.telegram.bot_api import fetch_with_bot, send_with_bot
 from channels.telegram.edge import poll
 from normalizer.errors import IgnoredMessage, PayloadError, ProviderError, ProviderRejected
-from normalizer.types import ChannelMessage, Location
+from normalizer.types import Attachment, ChannelMessage, Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, wait_until
 from tests.channels.telegram_fakes import API_BASE, BOT_ID, TOKEN, fake_bot, sent_message
 from tests.support.fakes import Locks, MemoryState, SavedFiles
@@ -27,6 +28,9 @@ from tests.support.provider_api import Canned, ProviderApi
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "telegram"
 SECRET = "rahasia-webhook_2026"
 DEWI = {"sender_name": "Dewi Lestari", "sender_telegram_id": "523901234", "reply_to": "523901234"}
+
+
+MAX_BYTES = MediaLimits().max_bytes
 
 
 def payload(name: str) -> bytes:
@@ -90,6 +94,18 @@ TABLE: dict[str, dict[str, Any]] = {
         "reply_references": ["523901234:117"],
     },
     "group_text.json": {**DEWI, "text": "Lampu PJU di perempatan mati", "reply_to": "-1001234567890"},
+    # Bot API before 4.5: no file_unique_id, no is_bot; neither is needed to make the complaint.
+    "photo_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Trotoar ambles di depan SD Negeri 3",
+        "media": [("photo", "AgADBQADqKcxG0old_large")],
+    },
+    "reply_before_bot_api_4_5.json": {
+        **DEWI,
+        "text": "Surat dari kelurahan, belum ditindaklanjuti",
+        "media": [("document", "BQADBQADold_document")],
+        "reply_references": ["523901234:117"],
+    },
 }
 IGNORED = ["edited_message.json", "callback_query.json"]
 MALFORMED = {
@@ -110,7 +126,7 @@ def test_update_becomes_the_expected_channel_message(name: str) -> None:
     assert msg.sender_phone == expected.get("sender_phone")
     assert msg.reply_to == expected["reply_to"]
     assert msg.location == expected.get("location")
-    assert [(m["kind"], m["file_id"]) for m in msg.extra.get("media", [])] == expected.get("media", [])
+    assert [(m["kind"], m["file_id"]) for m in msg.pending_media] == expected.get("media", [])
     assert msg.extra.get("media_group_id") == expected.get("media_group_id")
     assert msg.extra.get("reply_references") == expected.get("reply_references")
     assert msg.extra.get("unsupported", False) == expected.get("unsupported", False)
@@ -268,7 +284,7 @@ def test_bot_api_errors_map_to_retry_or_give_up(
     assert type(caught.value) is error
 
 
-def test_enrich_downloads_the_largest_photo_via_get_file() -> None:
+def test_fetch_downloads_the_largest_photo_via_get_file() -> None:
     bot, session = fake_bot()
     photo = b"\xff\xd8\xff\xe0 JFIF: rubbish on the riverbank"
     session.answer(
@@ -277,21 +293,28 @@ def test_enrich_downloads_the_largest_photo_via_get_file() -> None:
     )
     session.files[f"{API_BASE}/file/bot{TOKEN}/photos/file_7.jpg"] = photo
     files = SavedFiles()
-    enriched = asyncio.run(enrich_with_bot(only_message("photo_with_caption.json"), bot, files))
+    (media,) = only_message("photo_with_caption.json").pending_media
+    attachment = asyncio.run(fetch_with_bot(media, bot, files, MAX_BYTES))
     (call,) = session.called("getFile")
     assert isinstance(call, GetFile) and call.file_id == "AgACAgUAAxkBAAIBZ2VhbGxfbGFyZ2U"
-    (attachment,) = enriched.attachments
     assert files.blobs[attachment.sha256] == photo
     assert (attachment.filename, attachment.content_type) == ("file_7.jpg", "image/jpeg")
 
 
-def test_enrich_skips_a_file_too_big_for_the_bot_api_and_keeps_the_complaint() -> None:
+def test_a_file_too_big_for_the_bot_api_fails_its_job_for_good() -> None:
     bot, session = fake_bot()
     session.fail("getFile", 400, "Bad Request: file is too big")
-    msg = only_message("document.json")
-    enriched = asyncio.run(enrich_with_bot(msg, bot, SavedFiles()))
-    assert enriched.attachments == ()
-    assert enriched.text == msg.text
+    (media,) = only_message("document.json").pending_media
+    with pytest.raises(ProviderRejected):
+        asyncio.run(fetch_with_bot(media, bot, SavedFiles(), MAX_BYTES))
+
+
+def test_a_file_over_media_max_bytes_is_refused_before_get_file() -> None:
+    bot, session = fake_bot()
+    (media,) = only_message("photo_with_caption.json").pending_media
+    with pytest.raises(MediaRefused, match="max_bytes"):
+        asyncio.run(fetch_with_bot(media, bot, SavedFiles(), max_bytes=1000))
+    assert session.called("getFile") == []
 
 
 def test_register_webhook_sets_url_secret_and_allowed_updates() -> None:
@@ -338,7 +361,7 @@ def test_bot_api_500_over_http_is_retryable() -> None:
     assert caught.value.retryable
 
 
-def test_enrich_over_http_fetches_get_file_then_the_file_url() -> None:
+def test_fetch_over_http_calls_get_file_then_the_file_url() -> None:
     photo = b"\xff\xd8\xff\xe0 a photo of a cracked bridge"
     with fake_provider_api() as api:
         file = {"file_id": "x", "file_unique_id": "y", "file_size": len(photo), "file_path": "photos/file_9.jpg"}
@@ -346,15 +369,16 @@ def test_enrich_over_http_fetches_get_file_then_the_file_url() -> None:
         api.route("GET", f"/file/bot{TOKEN}/photos/file_9.jpg", Canned(body=photo, content_type="image/jpeg"))
         files = SavedFiles()
 
-        async def run() -> ChannelMessage:
+        async def run() -> Attachment:
             async with httpx.AsyncClient() as http:
                 ctx = make_context(http, files=files)
-                return await telegram.enrich(only_message("album_part_1.json"), settings(api.url), ctx)
+                (media,) = only_message("album_part_1.json").pending_media
+                return await telegram.fetch_media(media, settings(api.url), ctx)
 
-        enriched = asyncio.run(run())
+        attachment = asyncio.run(run())
         (get_file,) = api.seen("POST", bot_path("getFile"))
     assert get_file.form()["file_id"] == "AgACAgUAAxkBAAIBZ2VhbGxfbGFyZ2UA1"
-    assert [files.blobs[a.sha256] for a in enriched.attachments] == [photo]
+    assert files.blobs[attachment.sha256] == photo
 
 
 def test_polling_accepts_each_update_once_and_keeps_the_offset_in_state() -> None:

@@ -55,7 +55,9 @@ def gateway_client(
 ) -> Callable[..., TestClient]:
     def start(worker: dict[str, Any] | None = None, **telegram: Any) -> TestClient:
         block = {"enabled": True, "token": TOKEN, "secret_token": SECRET, "api_base": bot_api.url, **telegram}
-        return running_client(make_config(channels={"telegram": block}, worker=worker or {}))
+        # The Bot API stand-in (and so its file URLs) listens on loopback.
+        media = {"allow_private_hosts": True}
+        return running_client(make_config(channels={"telegram": block}, worker=worker or {}, media=media))
 
     return start
 
@@ -75,6 +77,8 @@ def test_photo_update_becomes_one_complaint_with_its_photo_and_the_tracking_id_r
     with gateway_client() as client:
         assert post_update(client, payload("photo_with_caption.json")) == 200
         (request,) = eventually(lambda: bot_api.seen("POST", SEND))
+        # The photo is fetched by its own job, after the complaint and its acknowledgement.
+        eventually(lambda: stored_complaints(store)[0].attachments, "the photo to be attached")
     (complaint,) = stored_complaints(store)
     assert (complaint.channel, complaint.provider) == ("telegram", "telegram")
     assert complaint.body == "Tumpukan sampah di pinggir Kali Code, sudah seminggu tidak diangkut"
@@ -129,6 +133,7 @@ def test_album_parts_join_the_complaint_the_first_part_opened(
         assert post_update(client, payload("album_part_1.json")) == 200
         assert post_update(client, payload("album_part_2.json")) == 200
         eventually(lambda: len(stored_complaints(store)) == 2 and len(bot_api.seen("POST", SEND)) == 1)
+        eventually(lambda: all(c.attachments for c in stored_complaints(store)), "both photos to be attached")
     first, second = stored_complaints(store)
     # One acknowledgement for the album, not one per photo.
     assert [reply.tracking_id for reply in stored_replies(store)] == [first.tracking_id]

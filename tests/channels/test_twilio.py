@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -82,16 +81,13 @@ CASES: list[tuple[str, dict[str, Any] | type[Exception]]] = [
             "sender_phone": "+6281398765432",
             "reply_to": "whatsapp:+6281398765432",
             "attachments": (),
-            "extra": {
-                "our_number": "whatsapp:+14155238886",
-                "media": [
-                    {
-                        "url": MEDIA_PREFIX
-                        + "MM7d6c5b4a39281706f5e4d3c2b1a09f8e/Media/ME1a2b3c4d5e6f708192a3b4c5d6e7f809",
-                        "content_type": "image/jpeg",
-                    }
-                ],
-            },
+            "extra": {"our_number": "whatsapp:+14155238886"},
+            "pending_media": (
+                {
+                    "url": MEDIA_PREFIX + "MM7d6c5b4a39281706f5e4d3c2b1a09f8e/Media/ME1a2b3c4d5e6f708192a3b4c5d6e7f809",
+                    "content_type": "image/jpeg",
+                },
+            ),
         },
     ),
     (
@@ -101,21 +97,17 @@ CASES: list[tuple[str, dict[str, Any] | type[Exception]]] = [
             "text": "",
             "sender_name": "Andi",
             "reply_to": "whatsapp:+6287711122233",
-            "extra": {
-                "our_number": "whatsapp:+14155238886",
-                "media": [
-                    {
-                        "url": MEDIA_PREFIX
-                        + "MM11223344556677889900aabbccddeeff/Media/ME00000000000000000000000000000001",
-                        "content_type": "image/png",
-                    },
-                    {
-                        "url": MEDIA_PREFIX
-                        + "MM11223344556677889900aabbccddeeff/Media/ME00000000000000000000000000000002",
-                        "content_type": "application/pdf",
-                    },
-                ],
-            },
+            "extra": {"our_number": "whatsapp:+14155238886"},
+            "pending_media": (
+                {
+                    "url": MEDIA_PREFIX + "MM11223344556677889900aabbccddeeff/Media/ME00000000000000000000000000000001",
+                    "content_type": "image/png",
+                },
+                {
+                    "url": MEDIA_PREFIX + "MM11223344556677889900aabbccddeeff/Media/ME00000000000000000000000000000002",
+                    "content_type": "application/pdf",
+                },
+            ),
         },
     ),
     (
@@ -271,49 +263,54 @@ def test_store_failure_answers_try_again() -> None:
 # --- media ---------------------------------------------------------------------------------------------
 
 
-def test_enrich_downloads_media_with_basic_auth_following_the_redirect() -> None:
+def fetch(descriptor: dict[str, Any], saved: SavedFiles | None = None, **overrides: Any) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as http:
+            context = make_context(MemoryInbox(), http=http, saved=saved)
+            return await twilio.fetch_media(descriptor, settings(**overrides), context)
+
+    return run(go())
+
+
+def test_fetch_media_uses_basic_auth_on_the_api_host_and_not_on_the_redirect_target() -> None:
     jpeg = b"\xff\xd8\xff\xe0 fake jpeg bytes"
-    with ProviderApi() as api:
-        api.route(ANY, "/Media/ME1", Canned(status=307, headers={"Location": f"{api.url}/store/ME1"}))
-        api.route(ANY, "/store/ME1", Canned(body=jpeg, content_type="image/jpeg"))
-        api.route(ANY, "/Media/ME2", Canned(status=404, body=b'{"code": 20404}', content_type="application/json"))
-        [message] = twilio.parse(payload("whatsapp_image.form"), {})
-        message = replace(
-            message,
-            extra={
-                **message.extra,
-                "media": [
-                    {"url": f"{api.url}/Media/ME1", "content_type": "image/jpeg"},
-                    {"url": f"{api.url}/Media/ME2", "content_type": "image/png"},
-                ],
-            },
-        )
+    with ProviderApi() as api, ProviderApi() as cdn:
+        # Another host name (both stand-ins listen on 127.0.0.1): credentials are per host.
+        cdn_url = cdn.url.replace("127.0.0.1", "localhost")
+        api.route(ANY, "/Media/ME1", Canned(status=307, headers={"Location": f"{cdn_url}/store/ME1"}))
+        cdn.route(ANY, "/store/ME1", Canned(body=jpeg, content_type="image/jpeg"))
         saved = SavedFiles()
-
-        async def go() -> Any:
-            async with httpx.AsyncClient() as http:
-                return await twilio.enrich(message, settings(), make_context(MemoryInbox(), http=http, saved=saved))
-
-        enriched = run(go())
-    [attachment] = enriched.attachments  # the deleted second item is skipped, not fatal
+        attachment = fetch({"url": f"{api.url}/Media/ME1", "content_type": "image/jpeg"}, saved, api_base=api.url)
     assert (attachment.filename, attachment.content_type, attachment.size) == ("ME1.jpg", "image/jpeg", len(jpeg))
     assert saved.blobs[attachment.sha256] == jpeg
     expected_auth = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     assert api.requests[0].headers["authorization"] == expected_auth
+    assert "authorization" not in cdn.requests[0].headers  # the CDN is not Twilio's API
 
 
-def test_enrich_media_server_error_is_retryable() -> None:
+def test_relative_media_url_is_fetched_from_the_api_base() -> None:
     with ProviderApi() as api:
-        api.route(ANY, "/Media/ME1", Canned(status=502))
-        [message] = twilio.parse(payload("whatsapp_image.form"), {})
-        message = replace(message, extra={"media": [{"url": f"{api.url}/Media/ME1", "content_type": None}]})
+        api.route(ANY, "/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", Canned(body=b"png", content_type="image/png"))
+        attachment = fetch(
+            {"url": "/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", "content_type": None}, api_base=api.url
+        )
+    assert (attachment.content_type, attachment.size) == ("image/png", 3)
 
-        async def go() -> Any:
-            async with httpx.AsyncClient() as http:
-                return await twilio.enrich(message, settings(), make_context(MemoryInbox(), http=http))
 
-        with pytest.raises(ProviderError):
-            run(go())
+def test_media_url_on_a_foreign_host_gets_no_credentials() -> None:
+    with ProviderApi() as api, ProviderApi() as elsewhere:
+        elsewhere.route(ANY, "/metrics", Canned(body=b"lapor_inbox_accepted_total 3"))
+        url = elsewhere.url.replace("127.0.0.1", "localhost") + "/metrics"
+        fetch({"url": url, "content_type": None}, api_base=api.url)
+    assert "authorization" not in elsewhere.requests[0].headers
+
+
+@pytest.mark.parametrize(("status", "error"), [(502, ProviderError), (404, ProviderRejected)])
+def test_fetch_media_failures_map_onto_retry_or_give_up(status: int, error: type[Exception]) -> None:
+    with ProviderApi() as api:
+        api.route(ANY, "/Media/ME1", Canned(status=status))
+        with pytest.raises(error):
+            fetch({"url": f"{api.url}/Media/ME1", "content_type": None}, api_base=api.url)
 
 
 # --- replies -------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ def twilio_api() -> Any:
 def twilio_config(make_config: Callable[..., Config], twilio_api: ProviderApi) -> Config:
     return make_config(
         http={"public_url": PUBLIC_URL},
+        media={"allow_private_hosts": True},  # the stand-in API listens on loopback
         channels={
             "twilio": {
                 "enabled": True,
@@ -106,6 +107,7 @@ def test_whatsapp_message_keeps_profile_name_and_downloads_media(
     with running_client(twilio_config) as client:
         assert client.post("/webhooks/twilio", content=body, headers=headers_for(body)).status_code == 200
         eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
+        eventually(lambda: complaint_records(store)[0]["attachments"], "the photo to be attached")
 
     [record] = complaint_records(store)
     assert (record["channel"], record["provider"]) == ("whatsapp", "twilio")

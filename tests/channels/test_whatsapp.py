@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from channels import whatsapp
 from channels.base import Reply
 from channels.whatsapp import WhatsAppSettings, inbox_items, parse, receipts, sign
 from normalizer.errors import AuthError, IgnoredMessage, PayloadError, ProviderError, ProviderRejected
-from normalizer.types import ChannelMessage, Location
+from normalizer.types import Attachment, ChannelMessage, Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context, unreachable_url
 from tests.support.fakes import SavedFiles
 from tests.support.provider_api import Canned, ProviderApi
@@ -118,7 +119,7 @@ def test_payload_becomes_the_expected_channel_message(name: str) -> None:
     assert msg.sender_phone == expected["sender_phone"]
     assert msg.reply_to == expected["reply_to"]
     assert msg.location == expected.get("location")
-    media = [{key: m[key] for key in ("id", "kind", "mime_type", "filename")} for m in msg.extra.get("media", [])]
+    media = [{key: m[key] for key in ("id", "kind", "mime_type", "filename")} for m in msg.pending_media]
     assert media == expected.get("media", [])
     assert msg.extra.get("reply_references") == expected.get("reply_references")
     assert msg.extra.get("unsupported", False) == expected.get("unsupported", False)
@@ -149,6 +150,52 @@ def test_multi_message_notification_becomes_one_row_and_one_complaint_per_wamid(
         ("Siti Aminah", "+6281234567890", "Lampu jalan mati di RT 03 RW 05"),
         ("Andi", "+6285711112222", "Antrean BPJS di puskesmas terlalu lama"),
     ]
+
+
+def test_multi_message_rows_keep_only_their_own_message_and_sender() -> None:
+    raw = payload("multi_message.json")
+    items = inbox_items(raw)
+    for item, (wa_id, name) in zip(items, [("6281234567890", "Siti Aminah"), ("6285711112222", "Andi")], strict=True):
+        value = json.loads(item.raw)["entry"][0]["changes"][0]["value"]
+        assert [m["from"] for m in value["messages"]] == [wa_id]
+        assert [c["profile"]["name"] for c in value["contacts"]] == [name]
+        assert value["metadata"]["phone_number_id"] == "106540352242922"
+        # Provenance of the whole notification, without storing it once per message.
+        assert item.meta["notification_sha256"] == hashlib.sha256(raw).hexdigest()
+        assert item.meta["notification_bytes"] == len(raw)
+        assert len(item.raw) < len(raw)
+
+
+def test_single_message_notification_is_kept_byte_for_byte() -> None:
+    raw = payload("text.json")
+    [item] = inbox_items(raw)
+    assert item.raw == raw
+    assert "notification_sha256" not in item.meta
+
+
+def with_repeated_wamid(name: str) -> bytes:
+    notification = json.loads(payload(name))
+    value = notification["entry"][0]["changes"][0]["value"]
+    value["messages"] = value["messages"] * 2
+    return json.dumps(notification).encode()
+
+
+def test_a_wamid_twice_in_one_notification_is_one_row_and_one_message() -> None:
+    raw = with_repeated_wamid("text.json")
+    [item] = inbox_items(raw)
+    assert item.external_id == json.loads(raw)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    assert len(parse(item.raw, item.meta)) == 1
+    # A row built from the whole notification (no wamid in meta) dedups too.
+    assert [m.part for m in parse(raw, {})] == [0]
+
+
+def test_a_repeated_wamid_next_to_another_message_still_makes_two_rows() -> None:
+    notification = json.loads(payload("multi_message.json"))
+    value = notification["entry"][0]["changes"][0]["value"]
+    value["messages"] = [value["messages"][0], value["messages"][1], value["messages"][0]]
+    items = inbox_items(json.dumps(notification).encode())
+    assert len(items) == 2
+    assert [len(parse(item.raw, item.meta)) for item in items] == [1, 1]
 
 
 def test_row_without_wamid_meta_parses_every_message_numbered_by_part() -> None:
@@ -227,7 +274,7 @@ def test_external_id_matches_the_key_the_edge_stored() -> None:
 
 def test_valid_signature_passes() -> None:
     body = payload("text.json")
-    whatsapp.verify(body, {"X-Hub-Signature-256": sign(body, APP_SECRET)}, settings())
+    whatsapp.verify(body, {"X-Hub-Signature-256": sign(body, APP_SECRET)}, APP_SECRET, "whatsapp")
 
 
 @pytest.mark.parametrize(
@@ -241,7 +288,7 @@ def test_valid_signature_passes() -> None:
 )
 def test_bad_signature_is_an_auth_error(headers: dict[str, str], reason: str) -> None:
     with pytest.raises(AuthError, match=reason):
-        whatsapp.verify(payload("text.json"), headers, settings())
+        whatsapp.verify(payload("text.json"), headers, APP_SECRET, "whatsapp")
 
 
 def test_body_changed_after_signing_is_an_auth_error() -> None:
@@ -249,7 +296,7 @@ def test_body_changed_after_signing_is_an_auth_error() -> None:
     signature = sign(body, APP_SECRET)
     tampered = body.replace(b"Sudirman", b"Thamrin")
     with pytest.raises(AuthError):
-        whatsapp.verify(tampered, {"X-Hub-Signature-256": signature}, settings())
+        whatsapp.verify(tampered, {"X-Hub-Signature-256": signature}, APP_SECRET, "whatsapp")
 
 
 # --- webhook edge ----------------------------------------------------------
@@ -438,9 +485,10 @@ def test_unreachable_graph_api_is_a_retryable_provider_error() -> None:
         asyncio.run(attempt())
 
 
-async def enrich_via(api: ProviderApi, msg: ChannelMessage, files: SavedFiles) -> ChannelMessage:
+async def fetch_via(api: ProviderApi, msg: ChannelMessage, files: SavedFiles) -> list[Attachment]:
     async with httpx.AsyncClient() as http:
-        return await whatsapp.enrich(msg, settings(api.url), make_context(http, files=files))
+        context = make_context(http, files=files)
+        return [await whatsapp.fetch_media(media, settings(api.url), context) for media in msg.pending_media]
 
 
 def media_routes(api: ProviderApi, media_id: str, data: bytes, mime: str) -> None:
@@ -449,40 +497,57 @@ def media_routes(api: ProviderApi, media_id: str, data: bytes, mime: str) -> Non
     api.route("GET", "/whatsapp_business/attachments/", Canned(body=data, content_type=mime))
 
 
-def test_enrich_downloads_the_photo_with_the_bearer_token_into_an_attachment() -> None:
+def test_fetch_media_downloads_the_photo_with_the_bearer_token_into_an_attachment() -> None:
     photo = b"\xff\xd8\xff\xe0 a JPEG of rubbish at the TPS"
     files = SavedFiles()
     with fake_provider_api() as api:
         media_routes(api, "1003383421387256", photo, "image/jpeg")
-        enriched = asyncio.run(enrich_via(api, only_message("image_with_caption.json"), files))
+        (attachment,) = asyncio.run(fetch_via(api, only_message("image_with_caption.json"), files))
         downloads = api.seen("GET", "/whatsapp_business/attachments/")
-    (attachment,) = enriched.attachments
     assert files.blobs[attachment.sha256] == photo
     assert (attachment.content_type, attachment.size) == ("image/jpeg", len(photo))
     assert downloads[0].headers["authorization"] == "Bearer EAAG-test-token"
 
 
-def test_enrich_keeps_the_documents_filename() -> None:
+def test_fetch_media_keeps_the_documents_filename() -> None:
     with fake_provider_api() as api:
         media_routes(api, "1456282675497120", b"%PDF-1.7", "application/pdf")
-        enriched = asyncio.run(enrich_via(api, only_message("document.json"), SavedFiles()))
-    assert [a.filename for a in enriched.attachments] == ["surat_keberatan.pdf"]
+        attachments = asyncio.run(fetch_via(api, only_message("document.json"), SavedFiles()))
+    assert [a.filename for a in attachments] == ["surat_keberatan.pdf"]
 
 
-def test_enrich_skips_media_meta_no_longer_has_and_keeps_the_complaint() -> None:
-    msg = only_message("image_with_caption.json")
+def test_media_url_off_metas_hosts_gets_no_token() -> None:
+    with fake_provider_api() as api, fake_provider_api() as elsewhere:
+        lookup = {"url": elsewhere.url.replace("127.0.0.1", "localhost") + "/steal", "mime_type": "image/jpeg"}
+        api.route("GET", "/v21.0/1003383421387256", Canned.json(lookup))
+        elsewhere.route("GET", "/steal", Canned(body=b"x", content_type="image/jpeg"))
+        asyncio.run(fetch_via(api, only_message("image_with_caption.json"), SavedFiles()))
+        [download] = elsewhere.seen("GET", "/steal")
+    assert "authorization" not in download.headers
+
+
+def test_media_meta_no_longer_has_fails_for_good() -> None:
     with fake_provider_api() as api:
         api.route("GET", "/v21.0/1003383421387256", Canned.json({"error": {"message": "not found"}}, status=404))
-        enriched = asyncio.run(enrich_via(api, msg, SavedFiles()))
-    assert enriched.attachments == ()
-    assert enriched.text == msg.text
+        with pytest.raises(ProviderRejected):
+            asyncio.run(fetch_via(api, only_message("image_with_caption.json"), SavedFiles()))
 
 
-def test_enrich_during_a_graph_outage_raises_retryable() -> None:
+def test_media_during_a_graph_outage_raises_retryable() -> None:
     with fake_provider_api() as api:
         api.route("GET", "/v21.0/1003383421387256", Canned.json({}, status=503))
         with pytest.raises(ProviderError):
-            asyncio.run(enrich_via(api, only_message("image_with_caption.json"), SavedFiles()))
+            asyncio.run(fetch_via(api, only_message("image_with_caption.json"), SavedFiles()))
+
+
+def test_a_reply_outside_the_24_hour_window_is_not_sent() -> None:
+    old = reply()
+    stale = Reply(**{**old.__dict__, "extra": {**old.extra, "received_ms": 1_000_000_000_000}})  # 2001
+    with fake_provider_api() as api:
+        api.route("POST", MESSAGES_PATH, SENT)
+        with pytest.raises(ProviderRejected, match="24-hour window"):
+            asyncio.run(send_via(api, stale))
+        assert api.seen("POST", MESSAGES_PATH) == []
 
 
 # --- settings --------------------------------------------------------------

@@ -55,7 +55,9 @@ def gateway_client(
             "api_base": graph_api.url,
             **overrides,
         }
-        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker or {}))
+        # The Graph API stand-in (and so its media URLs) listens on loopback.
+        media = {"allow_private_hosts": True}
+        return running_client(make_config(channels={"whatsapp": whatsapp}, worker=worker or {}, media=media))
 
     return start
 
@@ -71,6 +73,8 @@ def test_photo_message_becomes_one_complaint_with_its_photo_and_the_tracking_id_
     with gateway_client() as client:
         assert post_signed(client, payload("image_with_caption.json")) == 200
         (request,) = eventually(lambda: graph_api.seen("POST", MESSAGES_PATH))
+        # The photo is fetched by its own job, after the complaint and its acknowledgement.
+        eventually(lambda: stored_complaints(store)[0].attachments, "the photo to be attached")
     (complaint,) = stored_complaints(store)
     assert complaint.channel == "whatsapp" and complaint.provider == "meta"
     assert complaint.body == "Sampah menumpuk di TPS Kelurahan Sukajadi"
@@ -188,3 +192,17 @@ def test_answering_our_acknowledgement_links_the_follow_up_even_without_a_window
     first, follow_up = stored_complaints(store)
     assert follow_up.parent_tracking_id == first.tracking_id
     assert follow_up.body == "Jalan rusak"
+
+
+def test_a_wamid_repeated_inside_one_notification_makes_one_complaint_and_one_reply(
+    gateway_client: Callable[..., TestClient], graph_api: ProviderApi, store: Store
+) -> None:
+    notification = json.loads(payload("text.json"))
+    value = notification["entry"][0]["changes"][0]["value"]
+    value["messages"] = value["messages"] * 2
+    with gateway_client() as client:
+        assert post_signed(client, json.dumps(notification).encode()) == 200
+        eventually(lambda: stored_replies(store, status="done"), "the acknowledgement to be sent")
+        eventually(lambda: all(row.status == "done" for row in stored_inbox(store)), "every inbox row done")
+    assert len(stored_complaints(store)) == 1
+    assert len(graph_api.seen("POST", MESSAGES_PATH)) == 1

@@ -32,6 +32,14 @@ def write(tmp_path: Path, text: str) -> Path:
         ("channels:\n  manual:\n    enabld: true\n", "config: channels.manual.enabld is not a known key"),
         ("- a\n- b\n", "must hold a mapping"),
         ("database: [\n", "is not valid YAML"),
+        ("agencies:\n  dpupr: {name: PUPR, forward: pupr311}\n", "config: agencies.dpupr.forward names no sink"),
+        (
+            "sinks: [{name: a, url: 'http://x'}]\nagencies:\n  dpupr: {name: PUPR, forward: a}\n",
+            "config: agencies.dpupr.forward: sink a carries status events only when signed",
+        ),
+        ("sinks: [{name: a, type: open311, endpoint: 'http://x'}]\n", "an open311 sink needs endpoint and api_key"),
+        ("sinks: [{name: a, url: 'http://x', secret: nope}]\n", "secret must be a Standard Webhooks secret"),
+        ("lifecycle:\n  verify_working_day: 3\n", "config: lifecycle.verify_working_day is not a known key"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
