@@ -14,9 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from gateway import lifecycle
 from gateway.app import Gateway
 from gateway.config import Config
 from gateway.context import AttachmentFiles
+from gateway.lifecycle import Actor, Change
 from gateway.public import Doors
 from sinks.store.db import Store
 from tests.support.e2e import stored_complaints, stored_inbox
@@ -152,6 +154,31 @@ def test_confidential_reports_status_page_shows_neither_identity_nor_body(client
     for private in ("Budi", "budi@", "3456", "berlubang besar", "Jalan berlubang"):
         assert private not in page
     assert "Laporan rahasia" in page
+
+
+def test_status_page_follows_the_lifecycle_with_agency_and_public_notes_only(
+    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], store: Store
+) -> None:
+    agencies = {"dpupr": {"name": "Dinas PUPR Kota Bogor", "categories": ["jalan"]}}
+    config = make_config(web={"min_fill_seconds": 0}, agencies=agencies)
+    admin = Actor("staff", "rina.admin", admin=True)
+    with running_client(config) as client:
+        number = tracking_id(submit(client))
+        for to, extra in (
+            ("verified", {"internal_note": "pelapor sering lapor"}),
+            ("forwarded", {"agency": "dpupr"}),
+            ("in_progress", {"public_note": "Tim survei dijadwalkan Kamis."}),
+        ):
+            lifecycle.transition(store, config, number, Change(to=to, **extra), admin)
+        page = client.get(f"/cek/{number}").text
+        api = client.get(f"/api/v1/public/reports/{number}", headers={"X-Api-Key": "none"})
+    assert re.search(r'id="instansi">\s*Dinas PUPR Kota Bogor', page)
+    steps = re.findall(r"<li><span class=\"when\">[^<]*</span> <strong>([^<]+)</strong>", page)
+    assert steps == ["Diterima", "Terverifikasi", "Diteruskan", "Ditindaklanjuti"]
+    assert "Tim survei dijadwalkan Kamis." in page
+    for internal in ("rina.admin", "sering lapor", "Budi"):
+        assert internal not in page
+    assert api.status_code == 401  # the API view needs an app key (the same steps otherwise)
 
 
 def test_double_submit_of_one_form_is_one_complaint(client: TestClient, store: Store) -> None:
