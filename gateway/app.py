@@ -26,8 +26,10 @@ from gateway.normalizer_models import load_understanding
 from gateway.notify import DONE_CHANNEL, listen
 from gateway.outage import RETRY_AFTER
 from gateway.parts import Parts
+from gateway.public import public_body_limits
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, follow_store
+from gateway.web import public_pages
 from gateway.worker import Worker, queue_depths, run_forever
 from normalizer.errors import StoreUnavailable, TryLater
 from sinks.store.db import Store, is_outage, open_store, outage_message
@@ -214,13 +216,12 @@ def create_app(gateway: Gateway) -> FastAPI:
             app.include_router(adapter.router(settings, context))
     # Outermost of our middleware: an oversized or slow body is refused before any route sees a byte.
     http_config = gateway.config.http
-    # The public form and API count their own bytes as they arrive (web.max_body_bytes) and answer the
-    # citizen in Indonesian; this limit sits just above theirs, as the backstop.
-    public = gateway.config.web.max_body_bytes + 64 * 1024
     app.add_middleware(
         BodyLimit,
         default=http_config.max_body_bytes,
-        overrides={"/lapor": public, "/api/v1/public/reports": public, **http_config.body_limits},
+        # The public form and API take photos; a citizen over the limit sees the form's Indonesian page.
+        overrides={**public_body_limits(gateway.config.web.max_body_bytes), **http_config.body_limits},
+        pages={"/lapor": public_pages.too_big_page(gateway.config)},
         body_timeout_s=http_config.body_timeout_s,
     )
     return app

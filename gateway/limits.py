@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway import logs
+from gateway.web.security import CSP
 
 if TYPE_CHECKING:
     from gateway.config import HttpConfig
@@ -79,8 +80,17 @@ def _wants_page(scope: Scope) -> bool:
     )
 
 
-async def _answer(send: Send, status: int, detail: str, page: str | None = None) -> None:
-    if page is None:
+async def _answer(send: Send, status: int, detail: str, page: str | None = None, own: bytes | None = None) -> None:
+    """JSON naming the limit; for a browser a short page saying it; where a route has a page of its own
+    for it (``pages``: the citizens' form), that page."""
+    if own is not None:
+        body = own
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-security-policy", CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+    elif page is None:
         body = json.dumps({"detail": detail}).encode()
         headers = [(b"content-type", b"application/json")]
     else:
@@ -121,12 +131,25 @@ class BodyLimit:
     """ASGI middleware: 413 past the route's byte limit, 408 past the body read deadline."""
 
     def __init__(
-        self, app: ASGIApp, default: int, overrides: Mapping[str, int] | None = None, body_timeout_s: float = 30.0
+        self,
+        app: ASGIApp,
+        default: int,
+        overrides: Mapping[str, int] | None = None,
+        body_timeout_s: float = 30.0,
+        pages: Mapping[str, bytes] | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.overrides = dict(overrides or {})
         self.body_timeout_s = body_timeout_s
+        # Path prefix -> the HTML a person is shown for a 413 there (the citizens' form), instead of JSON.
+        self.pages = dict(pages or {})
+
+    def _own_page(self, path: str, status: int) -> bytes | None:
+        if status != 413:
+            return None
+        matches = [prefix for prefix in self.pages if path == prefix or path.startswith(prefix.rstrip("/") + "/")]
+        return self.pages[max(matches, key=len)] if matches else None
 
     def _page(self, scope: Scope, status: int, limit: int) -> str | None:
         if not _wants_page(scope):
@@ -142,7 +165,9 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, declared=declared)
-            await _answer(send, 413, f"body is over {limit} bytes", self._page(scope, 413, limit))
+            await _answer(
+                send, 413, f"body is over {limit} bytes", self._page(scope, 413, limit), self._own_page(path, 413)
+            )
             return
 
         loop = asyncio.get_running_loop()
@@ -181,7 +206,8 @@ class BodyLimit:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, read=state.read, status=state.refused.status)
             if not state.started:
                 page = self._page(scope, state.refused.status, limit)
-                await _answer(send, state.refused.status, state.refused.detail, page)
+                own = self._own_page(path, state.refused.status)
+                await _answer(send, state.refused.status, state.refused.detail, page, own)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -39,6 +39,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from channels import webform
 from channels.base import InboxItem
 from gateway import entry, lifecycle
+from gateway.config import Config
 from gateway.context import AttachmentFiles, DatabaseState
 from gateway.logs import mask
 from normalizer.tracking import canonical_tracking_id
@@ -264,43 +265,42 @@ class Doors:
             complaint = queries.complaint_by_tracking_id(session, canonical)
             if complaint is None:
                 return None
-            # The lifecycle's public steps only: no actor, no internal note (gateway/lifecycle.py).
-            steps = lifecycle.public_timeline(session, config, canonical)
-            view = public_record(complaint, config.replies.status_texts, steps)
-            view["agency"] = lifecycle.agency_name(config, complaint.agency) if complaint.agency else None
-            return view
+            return public_record(complaint, config, lifecycle.public_timeline(session, config, canonical))
 
 
-def public_record(
-    complaint: Any, status_texts: Mapping[str, str], steps: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
-    """Status, agency and the public timeline, and nothing personal.
+def public_record(complaint: Any, config: Config, steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Status, agency and the public timeline (``lifecycle.public_timeline``), and nothing personal.
 
     No name, phone, e-mail or chat id ever; the summary only for a report that
     is not confidential, and with numbers and addresses in it masked.
     """
+    status_texts = config.replies.status_texts
     summary = None
     if complaint.anonymity != "confidential":
         text = complaint.subject or complaint.body or ""
         summary = mask(text if len(text) <= 200 else text[:199].rstrip() + "…")
     received = queries.iso(complaint.received_at)
-    timeline = [{"at": received, "status": "received", "text": status_texts.get("received", "received"), "note": None}]
-    for step in steps:
-        text = step["status_text"] + (f" — {step['agency_name']}" if step.get("agency_name") else "")
-        if step.get("reason_text"):
-            text += f": {step['reason_text']}"
-        timeline.append({"at": step["at"], "status": step["status"], "text": text, "note": step["public_note"]})
+    arrived = {
+        "at": received,
+        "status": "received",
+        "status_text": status_texts.get("received", "received"),
+        "agency_name": None,
+        "public_note": None,
+        "reason_text": None,
+    }
+    agency = getattr(complaint, "agency", None)
     return {
         "tracking_id": complaint.tracking_id,
         "status": complaint.status,
         "status_text": status_texts.get(complaint.status, complaint.status),
-        "agency": getattr(complaint, "agency", None),
+        "agency": agency,
+        "agency_name": lifecycle.agency_name(config, agency) if agency else None,
         "category": complaint.category,
         "region_name": complaint.region_name,
         "received_at": received,
         "summary": summary,
         "confidential": complaint.anonymity == "confidential",
-        "timeline": timeline,
+        "timeline": [arrived, *steps],
     }
 
 
@@ -395,6 +395,14 @@ def _safe_filename(name: str | None) -> str | None:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip()
     return cleaned[:120] or None
+
+
+PUBLIC_PATHS = ("/lapor", "/api/v1/public/reports")
+
+
+def public_body_limits(max_body_bytes: int) -> dict[str, int]:
+    """The HTTP body limits of the public doors (``gateway.limits.BodyLimit``): room for the uploads."""
+    return dict.fromkeys(PUBLIC_PATHS, max_body_bytes)
 
 
 def doors_of(request: Request) -> Doors:
