@@ -6,16 +6,14 @@ loopback addresses (127.0.0.2 trusted, 127.0.0.3 not).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from gateway.config import Config
 from gateway.serving import build_app, uvicorn_options
+from tests.channels.sms_http_support import serve_app
 from tests.support.server import free_port
 from tests.web.support import quiet_channels
 
@@ -24,18 +22,8 @@ from tests.web.support import quiet_channels
 def behind_proxy(make_config: Callable[..., Config]) -> Iterator[str]:
     port = free_port()
     config = make_config(channels=quiet_channels(), http={"port": port, "trusted_proxies": ["127.0.0.2"]})
-    server = uvicorn.Server(uvicorn.Config(build_app(config), **uvicorn_options(config)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_app(build_app(config), port, options=uvicorn_options(config)) as url:
+        yield url
 
 
 def login_cookie(url: str, source: str) -> str:
