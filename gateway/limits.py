@@ -6,9 +6,9 @@ and a chunked (or lying) body gets 413 as soon as the bytes read pass it, so no
 handler, signature check or parser ever holds more than the limit. The same
 middleware bounds how long reading the body may take (408).
 
-``GuardedHttpToolsProtocol`` (and ``GuardedH11Protocol``) is uvicorn's protocol with a deadline on the
-request head: uvicorn itself waits for headers forever (a byte every few seconds keeps
-even a keep-alive connection open), so a slow-headers client is closed after
+``GuardedHttpToolsProtocol`` is uvicorn's httptools protocol (the fast one ``serve`` uses) with a
+deadline on the request head: uvicorn itself waits for headers forever (a byte every few seconds
+keeps even a keep-alive connection open), so a slow-headers client is closed after
 ``http.header_timeout_s``.
 """
 
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway import logs
@@ -159,7 +158,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class _HeadDeadline:
-    """A deadline for the request head (from connect, and after each response), for either uvicorn protocol."""
+    """A deadline for the request head (from connect, and after each response)."""
 
     header_timeout_s: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
@@ -183,29 +182,6 @@ class _HeadDeadline:
             self.transport.close()
 
 
-class GuardedH11Protocol(_HeadDeadline, H11Protocol):
-    """uvicorn's h11 protocol with the head deadline."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def handle_events(self) -> None:
-        before = self.cycle
-        super().handle_events()
-        if self.cycle is not before:
-            self._disarm_header_deadline()  # the head arrived: from here BodyLimit times the body
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
-        super().connection_lost(exc)
-
-
 class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the fast one ``serve`` uses) with the head deadline."""
 
@@ -227,11 +203,17 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         super().connection_lost(exc)
 
 
+def set_head_deadline(http: HttpConfig) -> None:
+    """The head deadline of this process's connections. A class attribute, not a class made per config:
+    ``serve --workers N`` hands uvicorn the protocol by import path, and each child sets it from its config."""
+    GuardedHttpToolsProtocol.header_timeout_s = http.header_timeout_s
+
+
 def server_options(http: HttpConfig) -> dict[str, Any]:
     """The uvicorn.run keywords that bound slow and numerous clients (documented in docs/http-limits.md)."""
-    protocol = type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"header_timeout_s": http.header_timeout_s})
+    set_head_deadline(http)
     return {
-        "http": protocol,
+        "http": f"{__name__}:GuardedHttpToolsProtocol",
         "timeout_keep_alive": http.keep_alive_s,
         "limit_concurrency": http.max_connections,
         "timeout_graceful_shutdown": 10,

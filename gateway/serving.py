@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.config import Config, load_config
-from gateway.limits import server_options
+from gateway.limits import server_options, set_head_deadline
 from gateway.logs import configure_logging
 
 # The child processes find their configuration here: a path, or "" for the embedded defaults.
@@ -60,6 +60,7 @@ def build_app(config: Config) -> FastAPI:
     from gateway.app import Gateway, create_app
     from sinks.store.db import open_store
 
+    set_head_deadline(config.http)  # a pre-forked child's connections too
     store = open_store(config.database.url, echo=config.database.echo)
     return create_app(Gateway(config, store))
 
