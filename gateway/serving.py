@@ -37,6 +37,9 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
         # The C event loop and HTTP parser: measured in `make bench` (see docs/scaling.md).
         "loop": "uvloop",
         "lifespan": "on",
+        # X-Forwarded-Proto/-For are believed from this host's proxy and http.trusted_proxies only: the staff
+        # cookie's Secure follows the scheme the browser used at the proxy (gateway/web/security.py).
+        "forwarded_allow_ips": ["127.0.0.1", *config.http.trusted_proxies],
         # httptools with the head deadline, keep-alive and connection limits (gateway/limits.py).
         **server_options(config.http),
     }
