@@ -16,7 +16,7 @@ import structlog
 from fastapi.responses import PlainTextResponse, Response
 
 from channels.base import ChannelContext, InboxItem
-from normalizer.errors import AuthError, PayloadError
+from normalizer.errors import AuthError, PayloadError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +58,8 @@ async def take(
         for item in items:
             accepted = await ctx.accept(item)
             log.info(events.accepted, external_id=item.external_id, duplicate=accepted.duplicate)
+    except StoreUnavailable:
+        raise  # the gateway answers every edge's "try later" (503 + Retry-After) and logs the outage once
     except Exception:
         log.exception(events.accept_failed)
         return PlainTextResponse("try again", status_code=503)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 import structlog
@@ -14,14 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from channels import manual
-from gateway import audit, entry, lifecycle, logs, replay
+from gateway import audit, entry, lifecycle, logs, record_schema, replay
 from gateway.auth import Principal
+from gateway.parts import Parts
 from normalizer.errors import AuthError
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -34,8 +32,8 @@ class RecordResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+def _gateway(request: Request) -> Parts:
+    gateway: Parts = request.app.state.gateway
     return gateway
 
 
@@ -79,7 +77,7 @@ def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/complaints", status_code=201)
+@router.post("/complaints", status_code=201, responses={201: {"model": record_schema.ComplaintRecord}})
 async def create_complaint(
     request: Request, principal: Agent, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
 ) -> JSONResponse:
@@ -100,7 +98,7 @@ async def create_complaint(
     return RecordResponse(result.body, status_code=result.status, headers=result.headers)
 
 
-@router.get("/complaints")
+@router.get("/complaints", responses={200: {"model": record_schema.ComplaintPage}})
 def list_complaints(
     request: Request,
     principal: Agent,
@@ -119,7 +117,7 @@ def list_complaints(
         return {"items": [queries.complaint_record(c) for c in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/complaints/{tracking_id}")
+@router.get("/complaints/{tracking_id}", responses={200: {"model": record_schema.ComplaintRecord}})
 def get_complaint(request: Request, principal: Agent, tracking_id: str) -> dict[str, Any]:
     canonical = canonical_tracking_id(tracking_id)
     if canonical is None:

@@ -25,8 +25,11 @@ from gateway.metrics import Metrics
 from gateway.normalizer_models import load_understanding
 from gateway.notify import DONE_CHANNEL, listen
 from gateway.outage import RETRY_AFTER
+from gateway.parts import Parts
+from gateway.public import public_body_limits
 from gateway.registry import CHANNELS
 from gateway.waiters import Waiters, follow_store
+from gateway.web import public_pages
 from gateway.worker import Worker, queue_depths, run_forever
 from normalizer.errors import StoreUnavailable, TryLater
 from sinks.store.db import Store, is_outage, open_store, outage_message
@@ -37,7 +40,7 @@ log = structlog.get_logger(__name__)
 class Gateway:
     """Store, inbox writer, worker and channel services of one process."""
 
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(self, config: Config, store: Store | None = None, runs_worker: bool | None = None) -> None:
         self.config = config
         self.store = store or open_store(config.database.url, echo=config.database.echo)
         self.metrics = Metrics()
@@ -49,7 +52,9 @@ class Gateway:
         self.make_context = context_factory(
             self.store, self.inbox.accept, config.http.public_url, config.data_dir, config.media
         )
-        self.understanding = load_understanding(config)
+        # The normalizer's models (seconds to load, ~140 MB) only where a worker reads reports.
+        runs = config.worker.in_process if runs_worker is None else runs_worker
+        self.understanding = load_understanding(config) if runs else None
         self.worker = Worker(
             config,
             self.store,
@@ -178,7 +183,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
     )
-    app.state.gateway = gateway
+    wired: Parts = gateway  # routes see the gateway through this shape only (gateway/parts.py)
+    app.state.gateway = wired
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:
@@ -213,7 +219,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         default=http_config.max_body_bytes,
-        overrides=http_config.body_limits,
+        # The public form and API take photos; a citizen over the limit sees the form's Indonesian page.
+        overrides={**public_body_limits(gateway.config.web.max_body_bytes), **http_config.body_limits},
+        pages={"/lapor": public_pages.too_big_page(gateway.config)},
         body_timeout_s=http_config.body_timeout_s,
     )
     return app

@@ -28,6 +28,7 @@ from gateway.logs import configure_logging
 from normalizer.tracking import canonical_tracking_id
 from sinks.store import queries
 from sinks.store.db import Store, open_store, upgrade
+from sinks.store.models import utcnow
 
 app = typer.Typer(help="lapor-gateway: every channel's complaints into one store.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -119,7 +120,7 @@ def worker(ctx: typer.Context) -> None:
     from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
-    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo))
+    gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo), runs_worker=True)
     stop = threading.Event()
 
     def request_stop(*_: object) -> None:
@@ -130,6 +131,19 @@ def worker(ctx: typer.Context) -> None:
         signal.signal(signum, request_stop)
     say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
     run_forever(gateway.worker, stop)
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, change nothing")] = False,
+) -> None:
+    """Purge raw payloads and attachment files past retention.raw_days (workers also do it daily)."""
+    from gateway.retention import purge as run_purge
+
+    config = _config(ctx)
+    report = run_purge(_store(ctx), config.data_dir, config.retention.raw_days, utcnow(), dry_run=dry_run)
+    sys.stdout.write(json.dumps(report.as_dict()) + "\n")
 
 
 @db_app.command("upgrade")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from gateway import agency_sync, lifecycle
+from gateway.cli_common import config_of
 from gateway.cli_output import Format, FormatOption, emit
 from gateway.config import Config
 from normalizer.tracking import canonical_tracking_id
@@ -27,8 +28,7 @@ Internal = Annotated[str | None, typer.Option("--internal-note", help="for staff
 
 
 def _config(ctx: typer.Context) -> Config:
-    config: Config = ctx.obj
-    return config
+    return config_of(ctx)
 
 
 def _change(ctx: typer.Context, tracking_id: str, change: lifecycle.Change, fmt: Format) -> None:

@@ -129,9 +129,16 @@ def train_command(
 ) -> None:
     """Retrain the category and kind models (shipped examples plus --from files and --from-store)."""
     config = config_of(ctx)
-    examples = _examples(TRAIN_FILE)
+    added: list[Example] = []
     for source in sources or []:
-        examples += _examples(source)
+        added += _examples(source)
+    known = set(config.categories)
+    # Only the operator's files are checked: shipped codes a region's own taxonomy lacks are learnt as none.
+    unknown = sorted({e.category for e in added if e.category and e.category not in known})
+    if unknown:
+        err.print(f"training data: category {unknown[0]} is not in the taxonomy — fix the file or the config")
+        raise typer.Exit(2)
+    examples = _examples(TRAIN_FILE) + added
     learnt = 0
     if from_store:
         store = open_store(config.database.url)
@@ -139,11 +146,6 @@ def train_command(
         corrected = corrected_examples(store)
         learnt = len(corrected)
         examples += corrected
-    known = set(config.categories)
-    unknown = sorted({e.category for e in examples if e.category and e.category not in known})
-    if unknown:
-        err.print(f"training data: category {unknown[0]} is not in the taxonomy — fix the file or the config")
-        raise typer.Exit(2)
     classifier = train_and_save(config.data_dir, examples, list(config.categories))
     out.print(
         f"trained on {classifier.trained_on} reports ({learnt} from the store); "

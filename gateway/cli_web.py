@@ -20,7 +20,6 @@ from channels.base import Accept, Accepted, InboxItem
 from gateway import users
 from gateway.auth import check_agency_binding
 from gateway.cli_common import config_of
-from gateway.config import Config
 from gateway.inbox import insert_inbox_row
 from normalizer.errors import PayloadError
 from sinks.store.db import Store, open_store, upgrade
@@ -64,7 +63,7 @@ def users_create(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ) -> None:
     """Create an account; the password is asked for (or read from stdin) and only its argon2 hash kept."""
-    config: Config = ctx.obj
+    config = config_of(ctx)
     try:
         check_agency_binding(role.value, agency, config.agencies)
     except ValueError as exc:

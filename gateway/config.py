@@ -96,11 +96,25 @@ class WorkerConfig(_Section):
     lease_s: float = Field(default=60.0, gt=0)
     backoff_initial_s: float = Field(default=2.0, ge=0)
     backoff_max_s: float = Field(default=600.0, ge=0)
+    # The most one outbox delivery (a reply or a forward, the whole exchange) may take before it is retried.
+    send_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _send_ends_within_the_lease(self) -> WorkerConfig:
+        if self.send_timeout_s >= self.lease_s:
+            raise ValueError("send_timeout_s must be below lease_s, or a slow send could be taken and sent twice")
+        return self
 
 
 class InboxConfig(_Section):
     # Group commit: up to this many accepted rows share one transaction (one fsync).
     max_batch: int = Field(default=256, ge=1)
+
+
+class RetentionConfig(_Section):
+    # Raw payloads and attachment files of inbox rows finished this long ago are purged (daily, and by
+    # ``lapor-gateway purge``); the complaint record and the payload's sha256 and size stay.
+    raw_days: int = Field(default=365, ge=1)
 
 
 class LoggingConfig(_Section):
@@ -285,6 +299,7 @@ class Config(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     replies: RepliesConfig = Field(default_factory=RepliesConfig)
     data_dir: Path = Path("data")

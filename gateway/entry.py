@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
 from channels import manual
 from channels.base import InboxItem
+from gateway.parts import Parts
 from normalizer.errors import StoreUnavailable
 from sinks.store import queries
 from sinks.store.models import DONE, FAILED, IGNORED
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 # How long a manual entry waits for the worker before answering "still processing" (202).
 ENTRY_WAIT_S = 15.0
@@ -55,7 +53,7 @@ def category_problem(category: str | None, categories: Mapping[str, Any]) -> str
 
 
 async def submit(
-    gateway: Gateway, raw: bytes, entered_by: str, idempotency_key: str | None, content_type: str = ""
+    gateway: Parts, raw: bytes, entered_by: str, idempotency_key: str | None, content_type: str = ""
 ) -> EntryResult:
     """Put a validated ``ManualEntry`` body in the inbox and wait (a while) for its record."""
     meta = {"entered_by": entered_by, "idempotency_key": idempotency_key}
@@ -70,7 +68,7 @@ async def submit(
     return await accept_and_wait(gateway, item)
 
 
-async def accept_and_wait(gateway: Gateway, item: InboxItem) -> EntryResult:
+async def accept_and_wait(gateway: Parts, item: InboxItem) -> EntryResult:
     """Put ``item`` in the inbox and wait (a while) for its record: manual entries, the web form, the public API.
 
     A repeated key with the same body answers the record it made; with another body, ``KEY_REUSED``.
@@ -95,7 +93,7 @@ async def accept_and_wait(gateway: Gateway, item: InboxItem) -> EntryResult:
     return EntryResult(status, body, duplicate=accepted.duplicate, headers=headers)
 
 
-def _stored_answer(gateway: Gateway, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
+def _stored_answer(gateway: Parts, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
     """The answer for a row the worker has finished, or None while it is still pending."""
     with gateway.store.read() as session:
         row = queries.inbox_row(session, inbox_id)
@@ -107,14 +105,14 @@ def _stored_answer(gateway: Gateway, inbox_id: int) -> tuple[int, dict[str, Any]
         return STORED, queries.complaint_record(complaints[0])
 
 
-def _same_body(gateway: Gateway, inbox_id: int, raw: bytes) -> bool:
+def _same_body(gateway: Parts, inbox_id: int, raw: bytes) -> bool:
     with gateway.store.read() as session:
         row = queries.inbox_row(session, inbox_id)
         return row is not None and row.raw == raw
 
 
 async def _wait_for_worker(
-    gateway: Gateway, inbox_id: int, completed: asyncio.Future[Any]
+    gateway: Parts, inbox_id: int, completed: asyncio.Future[Any]
 ) -> tuple[int, dict[str, Any]] | None:
     """Wait for the worker's word: from its thread in this process, or from ``waiters.follow_store``.
 
@@ -137,7 +135,7 @@ async def _wait_for_worker(
     return await _look_once(gateway, inbox_id)
 
 
-async def _look_once(gateway: Gateway, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
+async def _look_once(gateway: Parts, inbox_id: int) -> tuple[int, dict[str, Any]] | None:
     # The worker may have finished while nobody listened (e.g. a lease taken over): look once.
     try:
         return await run_in_threadpool(_stored_answer, gateway, inbox_id)

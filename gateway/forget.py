@@ -25,7 +25,7 @@ from gateway import audit
 from gateway.logs import mask
 from normalizer.phone import to_e164
 from sinks.store.db import Store
-from sinks.store.models import Complaint, InboxMessage, OutboxMessage
+from sinks.store.models import ChannelState, Complaint, InboxMessage, OutboxMessage
 
 FORGET = "reporter_forget"
 FORGOTTEN = "forgotten"
@@ -43,6 +43,7 @@ class Forgotten:
     inbox_rows: list[int] = field(default_factory=list)
     outbox_rows: list[int] = field(default_factory=list)
     attachments: int = 0
+    state_keys: int = 0  # channel state naming the person (e.g. their acknowledgement counter)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class Forgotten:
             "inbox_rows": self.inbox_rows,
             "outbox_rows": self.outbox_rows,
             "attachments": self.attachments,
+            "state_keys": self.state_keys,
         }
 
 
@@ -232,5 +234,14 @@ def forget(
                 done.outbox_rows.append(outbox.id)
                 if not dry_run:
                     outbox.payload = payload
+        for state in list(session.execute(select(ChannelState)).scalars()):
+            if identity.scrub(state.key, names=False) != state.key:
+                done.state_keys += 1  # a counter or cursor keyed by the person: dropped, it is only state
+                if not dry_run:
+                    session.delete(state)
+            elif identity.scrub_json(state.value, names=False) != state.value:
+                done.state_keys += 1
+                if not dry_run:
+                    state.value = identity.scrub_json(state.value, names=False)
     audit.record(store, actor, FORGET, identity.label, WOULD_FORGET if dry_run else FORGOTTEN, done.summary())
     return done

@@ -30,6 +30,7 @@ from channels.base import Accepted, InboxItem
 from gateway import logs
 from gateway.metrics import Metrics
 from gateway.notify import INBOX_CHANNEL
+from gateway.redact import without_secrets
 from normalizer.errors import StoreUnavailable
 from sinks.store.db import Store
 from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
@@ -91,8 +92,8 @@ def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -
         "external_id": item.external_id,
         "received_at": received_at,
         "raw": item.raw,
-        "headers": dict(item.headers),
-        "meta": dict(item.meta),
+        "headers": without_secrets(item.headers),  # signatures and tokens prove a delivery, they are not kept
+        "meta": without_secrets(item.meta),
         "status": IGNORED if item.ignored_reason else PENDING,
         "last_error": item.ignored_reason,
         "attempts": 0,
@@ -140,8 +141,8 @@ def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]])
         columns["external_id"].append(item.external_id)
         columns["received_at"].append(received_at)
         columns["raw"].append(item.raw)
-        columns["headers"].append(orjson.dumps(dict(item.headers)).decode())
-        columns["meta"].append(orjson.dumps(dict(item.meta), option=orjson.OPT_NON_STR_KEYS).decode())
+        columns["headers"].append(orjson.dumps(without_secrets(item.headers)).decode())
+        columns["meta"].append(orjson.dumps(without_secrets(item.meta), option=orjson.OPT_NON_STR_KEYS).decode())
         columns["status"].append(IGNORED if item.ignored_reason else PENDING)
         columns["last_error"].append(item.ignored_reason)
         columns["attempts"].append(0)

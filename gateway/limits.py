@@ -6,9 +6,9 @@ and a chunked (or lying) body gets 413 as soon as the bytes read pass it, so no
 handler, signature check or parser ever holds more than the limit. The same
 middleware bounds how long reading the body may take (408).
 
-``GuardedHttpToolsProtocol`` (and ``GuardedH11Protocol``) is uvicorn's protocol with a deadline on the
-request head: uvicorn itself waits for headers forever (a byte every few seconds keeps
-even a keep-alive connection open), so a slow-headers client is closed after
+``GuardedHttpToolsProtocol`` is uvicorn's httptools protocol (the fast one ``serve`` uses) with a
+deadline on the request head: uvicorn itself waits for headers forever (a byte every few seconds
+keeps even a keep-alive connection open), so a slow-headers client is closed after
 ``http.header_timeout_s``.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway import logs
+from gateway.web.security import CSP
 
 if TYPE_CHECKING:
     from gateway.config import HttpConfig
@@ -63,14 +64,52 @@ class _Refused(Exception):
         self.detail = detail
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+# A browser (a form post, or asking for HTML) gets a page it can show; everyone else the API's JSON.
+_PAGE_TITLES = {413: "Kiriman terlalu besar", 408: "Kiriman terlalu lama"}
+_PAGE_TEXT = {
+    413: "Kiriman lebih dari {limit} byte. Kirim berkas yang lebih kecil atau lebih sedikit, lalu coba lagi.",
+    408: "Kiriman tidak selesai diterima dalam {timeout:g} detik. Periksa sambungan, lalu coba lagi.",
+}
+_FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
+def _wants_page(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return headers.get(b"content-type", b"").lower().startswith(_FORM_TYPES) or b"text/html" in headers.get(
+        b"accept", b""
+    )
+
+
+async def _answer(send: Send, status: int, detail: str, page: str | None = None, own: bytes | None = None) -> None:
+    """JSON naming the limit; for a browser a short page saying it; where a route has a page of its own
+    for it (``pages``: the citizens' form), that page."""
+    if own is not None:
+        body = own
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-security-policy", CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+    elif page is None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json")]
+    else:
+        title = _PAGE_TITLES.get(status, "Kiriman ditolak")
+        body = (
+            f'<!doctype html><html lang="id"><meta charset="utf-8"><title>{title}</title>'
+            f"<h1>{title}</h1><p>{html.escape(page)}</p></html>"
+        ).encode()
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                *headers,
                 (b"content-length", str(len(body)).encode()),
                 # The rest of the body is not read: the connection cannot be reused.
                 (b"connection", b"close"),
@@ -92,12 +131,30 @@ class BodyLimit:
     """ASGI middleware: 413 past the route's byte limit, 408 past the body read deadline."""
 
     def __init__(
-        self, app: ASGIApp, default: int, overrides: Mapping[str, int] | None = None, body_timeout_s: float = 30.0
+        self,
+        app: ASGIApp,
+        default: int,
+        overrides: Mapping[str, int] | None = None,
+        body_timeout_s: float = 30.0,
+        pages: Mapping[str, bytes] | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.overrides = dict(overrides or {})
         self.body_timeout_s = body_timeout_s
+        # Path prefix -> the HTML a person is shown for a 413 there (the citizens' form), instead of JSON.
+        self.pages = dict(pages or {})
+
+    def _own_page(self, path: str, status: int) -> bytes | None:
+        if status != 413:
+            return None
+        matches = [prefix for prefix in self.pages if path == prefix or path.startswith(prefix.rstrip("/") + "/")]
+        return self.pages[max(matches, key=len)] if matches else None
+
+    def _page(self, scope: Scope, status: int, limit: int) -> str | None:
+        if not _wants_page(scope):
+            return None
+        return _PAGE_TEXT[status].format(limit=limit, timeout=self.body_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +165,9 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, declared=declared)
-            await _answer(send, 413, f"body is over {limit} bytes")
+            await _answer(
+                send, 413, f"body is over {limit} bytes", self._page(scope, 413, limit), self._own_page(path, 413)
+            )
             return
 
         loop = asyncio.get_running_loop()
@@ -146,7 +205,9 @@ class BodyLimit:
         if state.refused is not None:
             log.warning(logs.HTTP_BODY_REFUSED, path=path, limit=limit, read=state.read, status=state.refused.status)
             if not state.started:
-                await _answer(send, state.refused.status, state.refused.detail)
+                page = self._page(scope, state.refused.status, limit)
+                own = self._own_page(path, state.refused.status)
+                await _answer(send, state.refused.status, state.refused.detail, page, own)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -159,7 +220,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class _HeadDeadline:
-    """A deadline for the request head (from connect, and after each response), for either uvicorn protocol."""
+    """A deadline for the request head (from connect, and after each response)."""
 
     header_timeout_s: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
@@ -183,29 +244,6 @@ class _HeadDeadline:
             self.transport.close()
 
 
-class GuardedH11Protocol(_HeadDeadline, H11Protocol):
-    """uvicorn's h11 protocol with the head deadline."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_header_deadline()
-
-    def handle_events(self) -> None:
-        before = self.cycle
-        super().handle_events()
-        if self.cycle is not before:
-            self._disarm_header_deadline()  # the head arrived: from here BodyLimit times the body
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_deadline()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_deadline()
-        super().connection_lost(exc)
-
-
 class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     """uvicorn's httptools protocol (the fast one ``serve`` uses) with the head deadline."""
 
@@ -218,8 +256,9 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a request whose head already arrived starts now: no deadline over it
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if not self.transport.is_closing() and not pipelined:
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -227,11 +266,17 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         super().connection_lost(exc)
 
 
+def set_head_deadline(http: HttpConfig) -> None:
+    """The head deadline of this process's connections. A class attribute, not a class made per config:
+    ``serve --workers N`` hands uvicorn the protocol by import path, and each child sets it from its config."""
+    GuardedHttpToolsProtocol.header_timeout_s = http.header_timeout_s
+
+
 def server_options(http: HttpConfig) -> dict[str, Any]:
     """The uvicorn.run keywords that bound slow and numerous clients (documented in docs/http-limits.md)."""
-    protocol = type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"header_timeout_s": http.header_timeout_s})
+    set_head_deadline(http)
     return {
-        "http": protocol,
+        "http": f"{__name__}:GuardedHttpToolsProtocol",
         "timeout_keep_alive": http.keep_alive_s,
         "limit_concurrency": http.max_connections,
         "timeout_graceful_shutdown": 10,

@@ -51,7 +51,11 @@ class _Overdue(Collector):
         gauge = GaugeMetricFamily(
             "lapor_complaints_overdue", "Open complaints past their due date", labels=["status", "agency"]
         )
-        for (status, agency), count in sorted(self._read_counts().items()):
+        try:
+            counts = self._read_counts()
+        except (SQLAlchemyError, StoreUnavailable):
+            counts = {}  # the store is away: lapor_store_up says so, the scrape still answers
+        for (status, agency), count in sorted(counts.items()):
             gauge.add_metric([status, agency], count)
         yield gauge
 

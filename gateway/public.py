@@ -38,7 +38,8 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from channels import webform
 from channels.base import InboxItem
-from gateway import entry
+from gateway import entry, lifecycle
+from gateway.config import Config
 from gateway.context import AttachmentFiles, DatabaseState
 from gateway.logs import mask
 from normalizer.tracking import canonical_tracking_id
@@ -259,34 +260,47 @@ class Doors:
         canonical = canonical_tracking_id(tracking_id)
         if canonical is None:
             return None
+        config = self.gateway.config
         with self.gateway.store.read() as session:
             complaint = queries.complaint_by_tracking_id(session, canonical)
-            return None if complaint is None else public_record(complaint, self.gateway.config.replies.status_texts)
+            if complaint is None:
+                return None
+            return public_record(complaint, config, lifecycle.public_timeline(session, config, canonical))
 
 
-def public_record(complaint: Any, status_texts: Mapping[str, str]) -> dict[str, Any]:
-    """Status, agency and the public timeline, and nothing personal.
+def public_record(complaint: Any, config: Config, steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Status, agency and the public timeline (``lifecycle.public_timeline``), and nothing personal.
 
     No name, phone, e-mail or chat id ever; the summary only for a report that
     is not confidential, and with numbers and addresses in it masked.
     """
+    status_texts = config.replies.status_texts
     summary = None
     if complaint.anonymity != "confidential":
         text = complaint.subject or complaint.body or ""
         summary = mask(text if len(text) <= 200 else text[:199].rstrip() + "…")
     received = queries.iso(complaint.received_at)
-    timeline = [{"at": received, "status": "received", "text": status_texts.get("received", "received"), "note": None}]
+    arrived = {
+        "at": received,
+        "status": "received",
+        "status_text": status_texts.get("received", "received"),
+        "agency_name": None,
+        "public_note": None,
+        "reason_text": None,
+    }
+    agency = getattr(complaint, "agency", None)
     return {
         "tracking_id": complaint.tracking_id,
         "status": complaint.status,
         "status_text": status_texts.get(complaint.status, complaint.status),
-        "agency": getattr(complaint, "agency", None),
+        "agency": agency,
+        "agency_name": lifecycle.agency_name(config, agency) if agency else None,
         "category": complaint.category,
         "region_name": complaint.region_name,
         "received_at": received,
         "summary": summary,
         "confidential": complaint.anonymity == "confidential",
-        "timeline": timeline,
+        "timeline": [arrived, *steps],
     }
 
 
@@ -381,6 +395,14 @@ def _safe_filename(name: str | None) -> str | None:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip()
     return cleaned[:120] or None
+
+
+PUBLIC_PATHS = ("/lapor", "/api/v1/public/reports")
+
+
+def public_body_limits(max_body_bytes: int) -> dict[str, int]:
+    """The HTTP body limits of the public doors (``gateway.limits.BodyLimit``): room for the uploads."""
+    return dict.fromkeys(PUBLIC_PATHS, max_body_bytes)
 
 
 def doors_of(request: Request) -> Doors:

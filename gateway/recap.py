@@ -84,12 +84,20 @@ def build(
         by_code = session.execute(
             select(col(Complaint.region_code), func.count()).where(*period).group_by(col(Complaint.region_code))
         ).all()
+        # Names from the paths the records carry (no region index needed in this process).
+        stored: dict[str, str] = {}
+        paths = session.execute(
+            select(col(Complaint.region_path)).where(*period, col(Complaint.region_code).is_not(None)).limit(5000)
+        ).scalars()
+        for path in paths:
+            for step in path or []:
+                stored.setdefault(step["code"], step["name"])
     units: dict[str | None, int] = {}
     for code, n in by_code:
         unit = region_unit(code, home_region) if code else None
         units[unit] = units.get(unit, 0) + int(n)
     counts["region"] = sorted(units.items(), key=lambda r: (-r[1], r[0] or ""))
-    names = {code: region_name(code) or code for code in units if code}
+    names = {code: stored.get(code) or region_name(code) or code for code in units if code}
     return Recap(start=start, end=end, total=int(total), counts=counts, region_names=names)
 
 

@@ -12,7 +12,6 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -129,27 +128,3 @@ def build(
             )
         )
     return rows
-
-
-def completion_chart(rows: list[AgencyFigures], width: int = 640, bar: int = 22) -> str:
-    """Horizontal bars of the completion rate per agency, as an SVG element (server-rendered, no script)."""
-    label_w, gap = 220, 8
-    height = max(len(rows), 1) * (bar + gap) + gap
-    scale = (width - label_w - 60) / 100.0
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" aria-label="Tingkat penyelesaian per instansi">'
-    ]
-    for n, row in enumerate(rows):
-        y = gap + n * (bar + gap)
-        rate = row.completion_rate
-        length = 0.0 if rate is None else rate * scale
-        text = "—" if rate is None else f"{rate:g}%"
-        parts.append(
-            f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end">{escape(row.name)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{length:.1f}" height="{bar}" class="bar">'
-            f"<title>{escape(row.name)}: {text}</title></rect>"
-            f'<text x="{label_w + length + 4:.1f}" y="{y + bar * 0.7:.1f}">{text}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)

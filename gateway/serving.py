@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.config import Config, load_config
-from gateway.limits import GuardedHttpToolsProtocol, server_options
+from gateway.limits import server_options, set_head_deadline
 from gateway.logs import configure_logging
 
 # The child processes find their configuration here: a path, or "" for the embedded defaults.
@@ -37,6 +37,9 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
         # The C event loop and HTTP parser: measured in `make bench` (see docs/scaling.md).
         "loop": "uvloop",
         "lifespan": "on",
+        # X-Forwarded-Proto/-For are believed from this host's proxy and http.trusted_proxies only: the staff
+        # cookie's Secure follows the scheme the browser used at the proxy (gateway/web/security.py).
+        "forwarded_allow_ips": ["127.0.0.1", *config.http.trusted_proxies],
         # httptools with the head deadline, keep-alive and connection limits (gateway/limits.py).
         **server_options(config.http),
     }
@@ -58,14 +61,9 @@ def build_app(config: Config) -> FastAPI:
     from gateway.app import Gateway, create_app
     from sinks.store.db import open_store
 
+    set_head_deadline(config.http)  # a pre-forked child's connections too
     store = open_store(config.database.url, echo=config.database.echo)
     return create_app(Gateway(config, store))
-
-
-class ChildHttpTools(GuardedHttpToolsProtocol):
-    """The HTTP protocol of a pre-forked child, named by import path: the master hands its options to the
-    children by pickling, and a class made at run time (``server_options``) cannot be pickled. Its head
-    deadline is the child's own config, set by ``app_from_environment`` before the first connection."""
 
 
 def app_from_environment() -> FastAPI:
@@ -73,7 +71,6 @@ def app_from_environment() -> FastAPI:
     given = os.environ.get(CONFIG_ENV, "")
     config = load_config(Path(given) if given else None)
     configure_logging(config.logging.level, config.logging.format)
-    ChildHttpTools.header_timeout_s = config.http.header_timeout_s
     return build_app(config)
 
 
@@ -86,7 +83,6 @@ def run(config: Config, config_path: Path | None, workers: int) -> None:
         uvicorn.run(build_app(config), **options)
         return
     os.environ[CONFIG_ENV] = str(config_path.resolve()) if config_path else ""
-    options["http"] = f"{__name__}:{ChildHttpTools.__name__}"
     # A child loads the normalizer's models before it answers the master's health checks on time; on a
     # busy machine that is far past uvicorn's 5 s, after which the master would kill it and start over.
     options["timeout_worker_healthcheck"] = CHILD_HEALTHCHECK_S

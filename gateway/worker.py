@@ -25,7 +25,9 @@ processed twice still makes one complaint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -41,13 +43,13 @@ from sqlalchemy import func, or_, select, text, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
-from gateway import agency_sync, lifecycle, logs
+from gateway import agency_sync, lifecycle, logs, retention
 from gateway.config import Config
 from gateway.metrics import Metrics
 from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
-from normalizer.errors import GatewayError, IgnoredMessage, StoreUnavailable, UnknownChannel
+from normalizer.errors import GatewayError, IgnoredMessage, ProviderError, StoreUnavailable, UnknownChannel
 from normalizer.related import likely_duplicates
 from normalizer.tracking import new_tracking_id
 from normalizer.types import Attachment, ChannelMessage, ComplaintRecord
@@ -74,6 +76,10 @@ Row = TypeVar("Row", InboxMessage, OutboxMessage, MediaFetch)
 # A batch's sends share a few kept-alive connections: httpcore looks at every pooled connection for each
 # request, so 50 connections cost more than they bring (py-spy: a sixth of the worker's time).
 SEND_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+# How long an outbox batch waits for its sends before it records those done and leaves the rest running.
+OUTBOX_BATCH_WAIT_S = 2.0
+# Sends in flight to one target: a target that hangs holds at most this many of SEND_LIMITS' connections.
+PER_TARGET_SENDS = 4
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -193,6 +199,10 @@ class Worker:
         self._http: httpx.AsyncClient | None = None
         self._adapters = by_provider()
         self.wake = threading.Event()
+        # Outbox sends that outlived their batch's wait, recorded each on its own when they end.
+        self._stragglers: set[asyncio.Future[None]] = set()
+        self._next_purge = 0.0  # monotonic time of the next retention purge: the first run_once does one
+        self._target_turns: dict[str, asyncio.Semaphore] = {}
 
     # ---- inbox -------------------------------------------------------------------------------
 
@@ -404,9 +414,17 @@ class Worker:
         region = record.location.region_code if record.location else None
         if self.understanding is None or not record.category or not region:
             return record
-        writes.flush()  # a duplicate may sit in this very batch
         since = record.received_at - timedelta(days=self.config.normalizer.related_days)
         candidates = queries.related_candidates(writes.session, record.category, region, since)
+        # A duplicate may sit in this very batch, not yet sent: looked at here rather than flushing the batch.
+        candidates += [
+            (fields["tracking_id"], fields["subject"], fields["body"])
+            for fields in writes.pending_complaints()
+            if fields["category"] == record.category
+            and fields["region_code"] == region
+            and not fields["parent_tracking_id"]
+            and fields["received_at"] >= since
+        ]
         texts = [(tracking_id, f"{subject or ''} {body}") for tracking_id, subject, body in candidates]
         related = likely_duplicates(f"{record.subject or ''} {record.body}", texts)
         return replace(record, related=tuple(related)) if related else record
@@ -480,9 +498,58 @@ class Worker:
         return list(zip(rows, results, strict=True))
 
     async def process_outbox_batch(self) -> int:
-        ran = await self._run_claimed(OutboxMessage, self._deliver)
-        if not ran:
+        """Deliver a batch; what answers within ``OUTBOX_BATCH_WAIT_S`` is recorded together, the rest later.
+
+        A target that hangs therefore holds up neither the other targets nor the inbox: its sends go on in
+        the background (each bounded by ``worker.send_timeout_s``) and are recorded as they end. The sends in
+        flight never exceed ``worker.batch_size``, and one target never has more than ``PER_TARGET_SENDS``
+        of the client's connections, so a hung target cannot starve the others of connections.
+        """
+        room = self.config.worker.batch_size - len(self._stragglers)
+        if room <= 0:
             return 0
+        rows = claim(self.store, OutboxMessage, room, self.config.worker.lease_s)
+        if not rows:
+            return 0
+        sends = {asyncio.ensure_future(self._deliver_bounded(row)): row for row in rows}
+        done, pending = await asyncio.wait(sends, timeout=OUTBOX_BATCH_WAIT_S)
+        for task in pending:
+            straggler = asyncio.ensure_future(self._record_when_done(task, sends[task]))
+            self._stragglers.add(straggler)
+            straggler.add_done_callback(self._stragglers.discard)
+        self._record_deliveries(sorted(((sends[task], _outcome(task)) for task in done), key=lambda d: d[0].id or 0))
+        return len(rows)
+
+    async def _record_when_done(self, send: asyncio.Future[str | None], row: OutboxMessage) -> None:
+        try:
+            await asyncio.wait([send])
+        except asyncio.CancelledError:
+            send.cancel()  # shutting down: the row stays leased and is taken again when the lease ends
+            raise
+        # Store down: the lease runs out and the row is sent again once it is back (said once by the store).
+        with contextlib.suppress(StoreUnavailable):
+            self._record_deliveries([(row, _outcome(send))])
+
+    async def _deliver_bounded(self, row: OutboxMessage) -> str | None:
+        """One delivery with a deadline for the whole exchange: a peer that accepts and never answers (or
+        trickles a byte at a time, which per-read timeouts never catch) costs at most ``send_timeout_s``,
+        waiting for the target's turn included (a row that never got one is retried, never sent twice)."""
+        limit = self.config.worker.send_timeout_s
+        turn = self._target_turns.setdefault(row.target, asyncio.Semaphore(PER_TARGET_SENDS))
+        try:
+            async with asyncio.timeout(limit), turn:
+                return await self._deliver(row)
+        except TimeoutError:
+            raise ProviderError(f"{row.kind} to {row.target}: no answer within {limit:g} s") from None
+
+    async def drain_outbox(self) -> None:
+        """Wait for the sends still in flight (tests and one-shot runs)."""
+        while self._stragglers:
+            await asyncio.wait(set(self._stragglers))
+
+    def _record_deliveries(self, ran: Sequence[tuple[OutboxMessage, str | BaseException | None]]) -> None:
+        if not ran:
+            return
         sent_at = utcnow()
         finished: list[FinishedRow] = []
         failures: dict[int, tuple[BaseException, str, bool]] = {}
@@ -513,7 +580,6 @@ class Worker:
             else:
                 self.metrics.outbox_sent.labels(row.kind, row.target).inc()
                 log.info(logs.OUTBOX_SENT, outbox_id=row.id, kind=row.kind, target=row.target)
-        return len(ran)
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -569,14 +635,32 @@ class Worker:
     # ---- loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
+        await self._purge_if_due()
         return await self.process_inbox_batch() + await self.process_outbox_batch() + await self.process_media_batch()
+
+    async def _purge_if_due(self) -> None:
+        """Retention's daily purge (gateway/retention.py), in whichever worker gets there: it is idempotent."""
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + retention.PURGE_EVERY_S
+        try:
+            await asyncio.to_thread(
+                retention.purge, self.store, self.config.data_dir, self.config.retention.raw_days, utcnow()
+            )
+        except StoreUnavailable:
+            self._next_purge = time.monotonic() + 60.0  # try again soon; the outage is logged by the store
+        except Exception:
+            log.exception(logs.RETENTION_FAILED)  # once a day at most; the worker goes on
 
     async def run_until_idle(self, max_rounds: int = 100) -> None:
         """Process until nothing is due (tests and one-shot runs)."""
+        self._target_turns = {}  # semaphores belong to one event loop, and each run may have its own
         async with httpx.AsyncClient(timeout=30) as self._http:
             for _ in range(max_rounds):
                 if await self.run_once() == 0:
-                    return
+                    if not self._stragglers:
+                        return
+                    await self.drain_outbox()
         self._http = None
 
     async def run(self, stop: threading.Event) -> None:
@@ -585,8 +669,15 @@ class Worker:
             # Woken by the inbox's NOTIFY, so a worker in another process does not wait out its poll.
             listening = (self.store.url, INBOX_CHANNEL, self.wake.set, stop, self.config.worker.poll_interval_s)
             threading.Thread(target=listen, args=listening, name="worker-listen", daemon=True).start()
+        self._target_turns = {}
         async with httpx.AsyncClient(timeout=30, limits=SEND_LIMITS) as self._http:
-            await self._loop(stop)
+            try:
+                await self._loop(stop)
+            finally:
+                # Sends still hanging at shutdown stay leased; another worker takes them when the lease ends.
+                for straggler in list(self._stragglers):
+                    straggler.cancel()
+                await asyncio.gather(*self._stragglers, return_exceptions=True)
         self._http = None
 
     async def _loop(self, stop: threading.Event) -> None:
@@ -604,6 +695,13 @@ class Worker:
             if done == 0:
                 await asyncio.to_thread(self.wake.wait, self.config.worker.poll_interval_s)
                 self.wake.clear()
+
+
+def _outcome(send: asyncio.Future[str | None]) -> str | BaseException | None:
+    """A finished send's provider message id, or the error it ended with (a cancelled send counts as one)."""
+    if send.cancelled():
+        return ProviderError("the send was cancelled")
+    return send.exception() or send.result()
 
 
 def _key(row: InboxMessage) -> tuple[str, str, str]:

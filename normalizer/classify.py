@@ -98,23 +98,41 @@ KIND_LEXICON: dict[str, tuple[str, ...]] = {
 # Urgency: each rule a pattern over the folded, slang-expanded text; urgent when the weights reach 1.
 URGENT_RULES: tuple[tuple[str, float], ...] = (
     (r"\b(banjir|air)\b.{0,25}\bmasuk\b.{0,10}\brumah", 1.0),
-    (r"\bbanjir bandang\b", 1.0),
+    (r"\bbanjir bandang\b|\bair bah\b", 1.0),
+    (r"\b(sampai|setinggi|hingga) (lutut|pinggang|dada|leher|atap|1 meter|satu meter)|\bsepinggang\b|\bsedada\b", 0.6),
     (r"\btanggul\b.{0,20}\b(jebol|retak|rembes)", 1.0),
     (r"\b(jebol|ambrol)\b", 0.5),
     (r"\bkebakaran\b|\bterbakar\b|\bpercikan api\b|\bmenyala api\b", 1.0),
     (r"\bpohon\b.{0,30}\b(tumbang|roboh)\b.{0,30}\b(menutup|menimpa|nutup)", 1.0),
     (r"\b(tumbang|roboh|ambruk|runtuh)\b", 0.6),
-    (r"\b(mau|hampir|bisa) (roboh|ambruk|runtuh|jatuh|patah|tumbang)", 0.6),
-    (r"\bkabel\b.{0,30}\b(putus|menjuntai|jatuh|terkelupas)", 1.0),
+    (r"\b(jalan|jalur)\b.{0,15}\btertutup\b", 0.4),
+    (r"\b(mau|hampir|bisa) (roboh|ambruk|runtuh|jatuh|patah|tumbang|tertimpa|kena|longsor)", 0.6),
+    (r"\b(rangka|papan|baliho|reklame|tiang)\b.{0,40}\b(lepas|jatuh|ambruk|roboh)\b", 0.7),
+    (r"\bkabel (listrik|pln|tegangan)\b.{0,40}\b(putus|menjuntai|jatuh|terkelupas|rendah)", 1.0),
+    (r"\bkabel\b.{0,40}\b(putus|menjuntai)\b", 0.6),
+    (r"\bkabel\w*\b.{0,40}\b(terkelupas|rendah)\b|\btegangan tinggi\b", 0.4),
     (r"\btersengat listrik\b|\bmasih ada setrumnya\b|\bnyetrum\b", 1.0),
     (r"\blongsor\b", 0.8),
-    (r"\b(meledak|ledakan|gas bocor|bocor gas|bau gas)\b", 1.0),
-    (r"\b(korban|luka|terluka|meninggal|tewas|tenggelam|pingsan|kejang|sesak napas)\b", 0.6),
-    (r"\b(evakuasi|dievakuasi|diungsikan|terisolir|hanyut)\b", 1.0),
+    (r"\b(meledak|ledakan|gas bocor|bocor gas|bau gas|kebocoran gas)\b", 1.0),
+    (r"\b(keracunan|diare massal)\b", 1.0),
+    (r"\b(luka|terluka|meninggal|tewas|tenggelam|pingsan|kejang|sesak napas|sesak nafas)\b", 0.6),
+    (r"\bkorban\b|\bdemam tinggi\b|\bretak\b|\bcondong\b|\bgatal\b", 0.3),
+    (r"\b(dievakuasi|diungsikan|terisolir|hanyut)\b|\b(butuh|minta|tolong) evakuasi\b", 1.0),
+    (r"\bevakuasi\b", 0.4),
     (r"\b(senjata tajam|parang|celurit|tawuran)\b", 1.0),
+    (r"\bpalang(nya)? tidak turun\b|\bambulans tidak datang\b", 1.0),
     (r"\b(bahaya|berbahaya|darurat|segera|tolong)\b", 0.3),
-    (r"\bditolak\b.{0,20}\b(igd|rumah sakit)|\b(igd|rumah sakit)\b.{0,30}\bditolak", 1.0),
+    (
+        r"\bditolak\b.{0,20}\b(igd|rumah sakit)|\b(igd|rumah sakit)\b.{0,30}\b(ditolak|dibiarkan)|\bdibiarkan di igd\b",
+        1.0,
+    ),
     (r"\bmiring\b", 0.4),
+    (r"\bbocor\b.{0,20}\b(kimia|amonia)\b|\b(kimia|amonia)\b.{0,20}\bbocor\b", 0.6),
+    # Asking for aid after the event is not an emergency now.
+    (
+        r"\b(bantuan|santunan)\b.{0,10}\b(untuk )?korban\b|\bbelum (dapat|cair|menerima)\b.{0,20}\bbantuan|\bhuntara\b",
+        -0.8,
+    ),
 )
 _COMPILED_URGENT = tuple((re.compile(pattern), weight) for pattern, weight in URGENT_RULES)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from normalizer.phone import to_e164
@@ -85,9 +85,14 @@ def to_record(
     understanding: Understanding | None = None,
 ) -> ComplaintRecord:
     kind: Kind = msg.kind or "complaint"
+    subject = clean_optional(msg.subject)
+    location = _location(msg.location)
     if msg.anonymity == "anonymous":
         # An anonymous reporter's number or NIK written in the text would undo the anonymity.
         body = mask_body(body)
+        subject = mask_body(subject) if subject else None
+        if location is not None and location.text:
+            location = replace(location, text=mask_body(location.text))
     record = ComplaintRecord(
         kind=kind,
         channel=msg.channel,
@@ -96,10 +101,10 @@ def to_record(
         external_id=msg.external_id,
         received_at=received_at,
         reporter=_reporter(msg),
-        subject=clean_optional(msg.subject),
+        subject=subject,
         body=body,
         category=msg.category,
-        location=_location(msg.location),
+        location=location,
         attachments=msg.attachments,
         parent_tracking_id=parent,
         entered_by=msg.entered_by,

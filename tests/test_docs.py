@@ -19,7 +19,11 @@ from tests.support.docs import Block, doc_pages, fenced_blocks
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A stand-in that passes every channel's format check (letters and digits, 8 characters).
 _STAND_IN = "doctest1"
-_STAND_INS = {"TELEGRAM_TOKEN": "123456789:doctest-token"}
+# Variables whose value has a format of its own; a new one that fails the check goes here.
+_STAND_INS = {
+    "TELEGRAM_TOKEN": "123456789:doctest-token",
+    "LAPOR_PUSAT_SECRET": "whsec_ZG9jLXRlc3Qtc2VjcmV0LTMyLWJ5dGVzLWxvbmchISE=",
+}
 
 
 def config_blocks() -> list[Block]:

@@ -147,4 +147,4 @@ def test_verified_forwarded_answered_by_open311_and_read_in_the_same_whatsapp_ch
     table = recap[recap.index('id="per-instansi"') :]
     assert re.search(r"Dinas PUPR</th><td class=\"num\">1</td><td class=\"num\">1</td><td class=\"num\">1</td>", table)
     assert "100.0%" in table  # the completion rate the region is judged on
-    assert "<title>Dinas PUPR: 100%</title>" in recap  # and as a bar in the chart
+    assert "<title>Tingkat penyelesaian per instansi (%)</title><desc>Dinas PUPR: 100</desc>" in recap  # the chart

@@ -20,6 +20,7 @@ from gateway.app import Gateway
 from gateway.audit import recent
 from gateway.cli import app
 from gateway.config import Config
+from gateway.context import DatabaseState
 from gateway.forget import FORGET, forget
 from sinks.store.db import Store
 from sinks.store.models import Complaint, InboxMessage, OutboxMessage
@@ -110,8 +111,11 @@ def _snapshot(store: Store) -> dict[str, Any]:
 
 
 def test_forgetting_an_email_reporter_removes_every_trace_and_keeps_the_complaint(
-    gateway: Gateway, store: Store
+    make_config: Callable[..., Config], store: Store
 ) -> None:
+    # Acknowledged without authentication here, so there are acknowledgements (and their counters) to scrub.
+    config = make_config(channels={"smtp": {"enabled": False, "acknowledge_unauthenticated": True}})
+    gateway = Gateway(config, store)
     dewi = _mail(
         "Dewi Lestari <Dewi@Contoh.id>",
         "Selokan mampet di RT 03. Kabari saya di dewi@contoh.id.",
@@ -121,6 +125,7 @@ def test_forgetting_an_email_reporter_removes_every_trace_and_keeps_the_complain
     _stored(gateway, mail_item(dewi, {"mail_from": "dewi@contoh.id"}, "smtp"), mail_item(other, {}, "smtp"))
     before = _snapshot(store)
     assert len(before["complaints"]) == 2 and len(before["outbox"]) == 2  # the acknowledgements
+    assert DatabaseState(store).get("email:acks:dewi@contoh.id") is not None
 
     planned = forget(store, "rina", email="DEWI@contoh.id", dry_run=True)
     assert _snapshot(store) == before  # a dry run changes nothing
@@ -140,6 +145,8 @@ def test_forgetting_an_email_reporter_removes_every_trace_and_keeps_the_complain
     )
     assert "dewi@contoh.id" not in flat and "dewi lestari" not in flat
     assert b"andi@contoh.id" in after["inbox"][1][0]
+    assert DatabaseState(store).get("email:acks:dewi@contoh.id") is None
+    assert done.state_keys == 1
     [entry, dry] = [e for e in recent(store) if e.action == FORGET]
     assert (entry.actor, entry.result, entry.target) == ("rina", "forgotten", "email:d***@contoh.id")
     assert dry.result == "dry_run"

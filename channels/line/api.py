@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import structlog
 
 from channels.base import ChannelContext, Reply, Sent
 from channels.line.settings import LineSettings
+from channels.media import fetch_media as fetch
 from normalizer.errors import ProviderError, ProviderRejected, raise_for_provider_status
 from normalizer.types import Attachment, ChannelMessage
 
@@ -20,8 +22,8 @@ log = structlog.get_logger(__name__)
 REPLY_PATH = "/v2/bot/message/reply"
 PUSH_PATH = "/v2/bot/message/push"
 REPLY_TOKEN_REFUSED = "line.reply_token_refused"
-MEDIA_UNAVAILABLE = "line.media_unavailable"
 PROFILE_UNAVAILABLE = "line.profile_unavailable"
+PROFILE_TIMEOUT_S = 3.0
 # Any fixed namespace: the retry key of a push is derived from the outbox row's idempotency key.
 _RETRY_KEY_NAMESPACE = uuid.UUID("0d5e7c52-43a1-4b7e-9f51-6a5c4f0b2e11")
 
@@ -87,19 +89,20 @@ async def send(reply: Reply, settings: LineSettings, client: httpx.AsyncClient) 
 
 
 async def enrich(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
-    """The sender's display name (the webhook has none) and the message's content as attachments."""
-    named = await _with_display_name(msg, settings, ctx)
-    return await _with_content(named, settings, ctx)
+    """The sender's display name, which the webhook does not carry: ``GET /v2/bot/profile/{userId}``.
 
-
-async def _with_display_name(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
-    """``GET /v2/bot/profile/{userId}``; a profile LINE will not give (not a friend, an outage) is no reason to wait."""
+    A profile LINE will not give (not a friend of the account, an outage) is no reason to hold the
+    complaint back: it is stored without a name.
+    """
     user_id = msg.extra.get("line_user_id")
     if not user_id or msg.sender_name or msg.extra.get("greeting"):
         return msg
     url = settings.api_url(f"/v2/bot/profile/{user_id}")
     try:
-        response = await line_call(ctx.http, "GET", url, settings.channel_access_token.get_secret_value())
+        # Short: the complaint waits for this answer (media, by contrast, comes later in jobs of its own).
+        response = await line_call(
+            ctx.http, "GET", url, settings.channel_access_token.get_secret_value(), timeout=PROFILE_TIMEOUT_S
+        )
         name = response.json().get("displayName")
     except (ProviderError, ProviderRejected, ValueError, AttributeError) as exc:
         log.info(PROFILE_UNAVAILABLE, error=str(exc))
@@ -107,28 +110,25 @@ async def _with_display_name(msg: ChannelMessage, settings: LineSettings, ctx: C
     return dataclasses.replace(msg, sender_name=str(name)) if name else msg
 
 
-async def _with_content(msg: ChannelMessage, settings: LineSettings, ctx: ChannelContext) -> ChannelMessage:
-    """Download the message's content (photo, video, audio, file) into attachments.
+async def fetch_media(media: Mapping[str, Any], settings: LineSettings, ctx: ChannelContext) -> Attachment:
+    """One photo, video, audio or file from the content API, in its own media job after the complaint.
 
-    Content LINE no longer serves (a 4xx: it is kept for a limited time) is
-    logged and skipped: the complaint matters more than its photo. Outages
-    raise ``ProviderError`` so the worker tries again.
+    Through ``channels.media``: the access token goes only to the content host, the size is capped by
+    ``media.max_bytes``. Content LINE no longer serves (a 4xx: it keeps it for a limited time) fails
+    the job for good; an outage (5xx, 429) retries it.
     """
-    attachments: list[Attachment] = []
+    url = settings.data_url(f"/v2/bot/message/{media['id']}/content")
     token = settings.channel_access_token.get_secret_value()
-    for media in msg.extra.get("media", []):
-        url = settings.data_url(f"/v2/bot/message/{media['id']}/content")
-        try:
-            response = await line_call(ctx.http, "GET", url, token)
-        except ProviderRejected as exc:
-            log.warning(MEDIA_UNAVAILABLE, message_id=media["id"], error=str(exc))
-            continue
-        content_type = response.headers.get("content-type", "").split(";")[0].strip() or None
-        filename = media.get("filename") or _default_filename(str(media["id"]), content_type)
-        attachments.append(ctx.save_attachment(response.content, filename, content_type))
-    if not attachments:
-        return msg
-    return dataclasses.replace(msg, attachments=(*msg.attachments, *attachments))
+    fetched = await fetch(
+        ctx.http,
+        url,
+        ctx.media,
+        credential_hosts=[httpx.URL(settings.data_api_base).host],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    content_type = (fetched.content_type or "").split(";")[0].strip() or None
+    filename = media.get("filename") or _default_filename(str(media["id"]), content_type)
+    return ctx.save_attachment(fetched.data, filename, content_type)
 
 
 def _default_filename(message_id: str, content_type: str | None) -> str:

@@ -143,12 +143,13 @@ def to_channel_message(event: Any, part: int) -> ChannelMessage | None:
     if quoted:
         extra["reply_references"] = [quoted]  # the citizen quoted one of our messages (e.g. the ack)
     text, location = "", None
+    media: tuple[dict[str, Any], ...] = ()
     if content.type == "text":
         text = content.text
     elif content.type in _MEDIA_TYPES:
         provider = getattr(content, "content_provider", None)
         if provider is None or provider.type == "line":
-            extra["media"] = [{"id": content.id, "kind": content.type, "filename": getattr(content, "file_name", None)}]
+            media = ({"id": content.id, "kind": content.type, "filename": getattr(content, "file_name", None)},)
         else:
             # Sent through another app: LINE does not hold the bytes; the link is kept, not fetched.
             extra["external_media_url"] = provider.original_content_url
@@ -165,6 +166,8 @@ def to_channel_message(event: Any, part: int) -> ChannelMessage | None:
         text=text,
         part=part,
         location=location,
+        # Fetched by a media job of its own once the complaint is stored and acknowledged.
+        pending_media=media,
         reply_to=reply_to,
         extra=extra,
     )

@@ -18,8 +18,9 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from gateway import entry
-from gateway.public import FIELDS, REFUSED, Doors, Refused, doors_of, not_found, report_from_values
-from gateway.web.render import render
+from gateway.config import Config
+from gateway.public import FIELDS, REFUSED, TOO_BIG, Doors, Refused, doors_of, not_found, report_from_values
+from gateway.web.render import render, templates
 from gateway.web.security import cookie_options, same_token
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,14 @@ def _refusal(request: Request, refused: Refused) -> Response:
     response = render(request, "public_error.html", context, status=refused.status)
     response.headers.update({**NO_STORE, **refused.headers})
     return response
+
+
+def too_big_page(config: Config) -> bytes:
+    """The page for a body over the limit, rendered once: the HTTP layer refuses it before any route runs."""
+    web = config.web
+    message = TOO_BIG.format(files=web.max_files, mb=web.max_file_bytes // (1024 * 1024))
+    context = {"message": message, "status": 413, "retry_after": None, "path": "/lapor"}
+    return templates.get_template("public_error.html").render(context).encode()
 
 
 @router.get("/lapor")

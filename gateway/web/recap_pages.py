@@ -47,13 +47,11 @@ def _agencies(request: Request, start: date, end: date) -> list[recap_agencies.A
 def _build(request: Request, start: date, end: date) -> tuple[recap.Recap, str]:
     zone = zone_of(request)
     gateway = request.app.state.gateway
-    understanding = gateway.understanding
     made = recap.build(
         gateway.store,
         day_start(start, zone),
         day_start(end + timedelta(days=1), zone),
         home_region=gateway.config.normalizer.home_region,
-        region_name=understanding.regions.names.get if understanding else lambda code: None,
     )
     text = f"{local_time(day_start(start, zone), zone, False)} – {local_time(day_start(end, zone), zone, False)}"
     return made, f"{text} ({day_start(start, zone).tzname()})"
@@ -72,8 +70,7 @@ def recap_page(request: Request, staff: SignedIn, dari: Day = "", sampai: Day = 
         "dimensions": recap.DIMENSIONS,
         "charts": _charts(made, labels_of(request)),
         "agencies": agencies,
-        # Built from escaped names and numbers only, so the template may insert it as markup.
-        "completion_chart": recap_agencies.completion_chart(agencies) if agencies else None,
+        "agency_charts": _agency_charts(agencies) if agencies else None,
     }
     return render(request, "recap.html", context, staff)
 
@@ -87,6 +84,16 @@ def _charts(made: recap.Recap, labels: Labels) -> dict[str, Markup]:
     return {
         "region": bar_chart(by_region, "Laporan per wilayah"),
         "kind": bar_chart(by_kind, "Laporan per jenis"),
+    }
+
+
+def _agency_charts(agencies: list[recap_agencies.AgencyFigures]) -> dict[str, Markup]:
+    """The completion rate (whole percent) and the overdue count per agency, as bar charts."""
+    rates = [(row.name, round(row.completion_rate or 0)) for row in agencies]
+    late = [(row.name, row.overdue) for row in agencies]
+    return {
+        "completion": bar_chart(rates, "Tingkat penyelesaian per instansi (%)"),
+        "overdue": bar_chart(late, "Terlambat per instansi", highlight=[name for name, n in late if n]),
     }
 
 

@@ -108,6 +108,10 @@ class BatchWrites:
         fields["tracking_id"] = self.draw()
         self._complaints.append(fields)
 
+    def pending_complaints(self) -> list[dict[str, Any]]:
+        """Complaints collected in this batch and not yet sent (a read of the table would not see them)."""
+        return list(self._complaints)
+
     def outbox(self, values: dict[str, Any]) -> None:
         if self.careful:
             self.session.execute(insert(_OUTBOX), [values])

@@ -175,6 +175,7 @@ class Store:
             session.execute(delete(ChannelState).where(col(ChannelState.key) == PROBE_KEY))
 
     def dispose(self) -> None:
+        self.health.close()
         self.engine.dispose()
         if self.lazy_engine is not None:
             self.lazy_engine.dispose()

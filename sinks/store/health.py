@@ -46,6 +46,7 @@ class StoreHealth:
         self._refused_deliveries = 0
         self._error = ""
         self._outages = 0
+        self._closed = threading.Event()
 
     @property
     def is_down(self) -> bool:
@@ -109,10 +110,13 @@ class StoreHealth:
         with self._lock:
             self._refused_deliveries += count
 
+    def close(self) -> None:
+        """The store is being disposed of: no more probing."""
+        self._closed.set()
+
     def _run_probe(self) -> None:
         assert self._probe is not None
-        while self.is_down:
-            time.sleep(self._probe_interval_s)
+        while self.is_down and not self._closed.wait(self._probe_interval_s):
             try:
                 self._probe()  # goes through Store.ping, which reports success or failure itself
             except Exception:  # still down: the probe tries again; the outage is already logged

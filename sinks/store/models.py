@@ -70,6 +70,10 @@ class InboxMessage(SQLModel, table=True):
     last_error: str | None = None
     error_type: str | None = Field(default=None, max_length=128)
     processed_at: datetime | None = _ts(nullable=True)
+    # Set when retention purged ``raw`` (then empty): what the payload was, without keeping it.
+    raw_sha256: str | None = Field(default=None, max_length=64)
+    raw_size: int | None = None
+    purged_at: datetime | None = _ts(nullable=True)
 
 
 class Complaint(SQLModel, table=True):

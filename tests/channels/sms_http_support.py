@@ -79,10 +79,16 @@ def app_with(router: APIRouter) -> FastAPI:
 
 
 @contextmanager
-def serve_app(app: FastAPI, port: int | None = None, *, lifespan: bool = False) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a thread (the gateway's app with its lifespan); yields its URL."""
+def serve_app(
+    app: FastAPI, port: int | None = None, *, lifespan: bool = False, options: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 in a thread (the gateway's app with its lifespan); yields its URL.
+
+    ``options`` are more uvicorn.Config keywords (e.g. the ones ``serve`` uses, gateway/serving.py).
+    """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off")
+    given = {"host": "127.0.0.1", "port": port, "log_level": "warning", "lifespan": "on" if lifespan else "off"}
+    config = uvicorn.Config(app, **{**given, **(options or {})})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

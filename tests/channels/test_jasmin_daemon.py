@@ -20,7 +20,7 @@ from tests.channels.smpp_rig import mo
 from tests.channels.smpp_smsc import FakeSmsc
 from tests.channels.sms_http_support import serve_app
 from tests.support.docs import ROOT, fenced_blocks
-from tests.support.e2e import complaint_records, eventually, stored_replies
+from tests.support.e2e import complaint_records, eventually, stored_inbox, stored_replies
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,27 @@ def test_an_sms_through_real_jasmin_becomes_a_complaint_and_the_ack_reaches_the_
     assert (record["channel"], record["provider"]) == ("sms", "jasmin")
     assert record["body"] == "jalan berlubang di Jl. Merdeka 10"
     assert record["reporter"]["phone"] == "+" + SENDER
-    assert submitted.destination_addr.lstrip("+") == SENDER, submitted
+    assert submitted.destination_addr == SENDER, submitted  # digits, as Jasmin expects
     assert submitted.source_addr == "1708"
     assert record["tracking_id"] in submitted.short_message.decode("latin-1")
     assert reply.provider_message_id  # the id in Jasmin's `Success "<id>"`
+
+
+def test_ucs2_from_real_jasmin_arrives_whole_and_the_reply_goes_to_digits(
+    make_config: Callable[..., Config], store: Store, smsc: FakeSmsc, jasmin: JasminRig
+) -> None:
+    # Jasmin posts coding as the raw data_coding octet (coding=%08) and the text in `binary`.
+    port = free_port()
+    config = jasmin_config(make_config, jasmin, port)
+    text = "Lapor: listrik padam كهرباء 😡"
+    with serve_app(create_app(Gateway(config, store)), port, lifespan=True) as url:
+        configure(jasmin, smsc, url)
+        smsc.wait_bound()
+        fields = mo("", source_addr=SENDER, data_coding=8, short_message=text.encode("utf-16-be"))
+        assert smsc.wait_response(smsc.deliver(**fields)) == 0
+        [record] = eventually(lambda: complaint_records(store), "the complaint Jasmin posted", timeout=60)
+        [submitted] = smsc.wait_submitted(1)
+    assert b"coding=%08" in stored_inbox(store)[0].raw
+    assert record["body"] == "listrik padam كهرباء 😡"
+    # No "+" in the submit_sm destination: Jasmin passes `to` through as it is given.
+    assert submitted.destination_addr == SENDER

@@ -21,6 +21,7 @@ from channels import line
 from channels.base import Reply
 from channels.line import LineSettings, inbox_items, parse, verify
 from channels.line.api import PUSH_PATH, REPLY_PATH
+from channels.media import MediaLimits, MediaRefused
 from normalizer.errors import AuthError, IgnoredMessage, PayloadError, ProviderError, ProviderRejected
 from normalizer.types import Location
 from tests.channels.meta_rig import MemoryInbox, fake_provider_api, make_context
@@ -30,6 +31,7 @@ from tests.support.provider_api import Canned, ProviderApi
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "line"
 SECRET = "8c4b3e2f9a1d7c6b5e4f3a2b1c0d9e8f"
 USER = "U4af4980629b8b5b2c5e3d1f0a7c9e2d1"
+CONTENT = "/v2/bot/message/354718705033693859/content"
 SENT = Canned.json({"sentMessages": [{"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b"}]})
 
 
@@ -84,7 +86,7 @@ def test_payload_becomes_the_expected_channel_message(name: str) -> None:
     assert msg.text == expected["text"]
     assert msg.reply_to == USER
     assert msg.location == expected.get("location")
-    assert msg.extra.get("media", []) == expected.get("media", [])
+    assert list(msg.pending_media) == expected.get("media", [])
     assert msg.extra.get("reply_references") == expected.get("reply_references")
     assert msg.extra.get("unsupported", False) == expected.get("unsupported", False)
     assert msg.extra.get("greeting", False) == expected.get("greeting", False)
@@ -296,30 +298,46 @@ def test_push_failures_map_onto_the_error_tree(status: int, error: type[Exceptio
             send(api, reply())
 
 
-def test_content_api_download_becomes_an_attachment_and_a_gone_file_is_skipped() -> None:
+def fetch(api: ProviderApi, media: dict[str, Any], files: SavedFiles, limits: MediaLimits | None = None) -> Any:
+    async def go() -> Any:
+        async with httpx.AsyncClient() as client:
+            return await line.fetch_media(media, settings(api.url), make_context(client, files=files, media=limits))
+
+    return asyncio.run(go())
+
+
+def test_content_api_download_becomes_an_attachment_with_the_token_only_on_the_content_host() -> None:
     photo = b"\xff\xd8\xff\xe0 JFIF banjir"
     (item,) = inbox_items(payload("image.json"))
-    (msg,) = parse(item.raw, item.meta)
+    ((media,),) = [parse(item.raw, item.meta)[0].pending_media]
     with fake_provider_api() as api:
-        api.route("GET", "/v2/bot/message/354718705033693859/content", Canned(body=photo, content_type="image/jpeg"))
-        files = SavedFiles()
-
-        async def go() -> Any:
-            async with httpx.AsyncClient() as client:
-                return await line.enrich(msg, settings(api.url), make_context(client, files=files))
-
-        enriched = asyncio.run(go())
-        (download,) = api.seen("GET", "/v2/bot/message/354718705033693859/content")
-        api.route("GET", "/v2/bot/message/354718705033693859/content", Canned.json({"message": "gone"}, status=404))
-        skipped = asyncio.run(go())
+        api.route("GET", CONTENT, Canned(body=photo, content_type="image/jpeg"))
+        attachment = fetch(api, media, SavedFiles())
+        (download,) = api.seen("GET", CONTENT)
     assert download.headers["authorization"] == "Bearer line-access-token"
-    (attachment,) = enriched.attachments
-    assert (attachment.content_type, attachment.size, attachment.sha256) == (
+    assert (attachment.filename, attachment.content_type, attachment.size, attachment.sha256) == (
+        "line-354718705033693859.jpeg",
         "image/jpeg",
         len(photo),
         hashlib.sha256(photo).hexdigest(),
     )
-    assert skipped.attachments == ()
+
+
+@pytest.mark.parametrize(("status", "error"), [(404, ProviderRejected), (410, ProviderRejected), (503, ProviderError)])
+def test_content_gone_fails_the_media_job_and_an_outage_retries_it(status: int, error: type[Exception]) -> None:
+    with fake_provider_api() as api:
+        api.route("GET", CONTENT, Canned.json({"message": "Not found"}, status=status))
+        with pytest.raises(error):
+            fetch(api, {"id": "354718705033693859", "kind": "image", "filename": None}, SavedFiles())
+
+
+def test_content_over_media_max_bytes_is_refused() -> None:
+    with fake_provider_api() as api:
+        api.route("GET", CONTENT, Canned(body=b"\xff" * 2048, content_type="image/jpeg"))
+        with pytest.raises(MediaRefused):
+            fetch(
+                api, {"id": "354718705033693859"}, SavedFiles(), MediaLimits(max_bytes=1024, allow_private_hosts=True)
+            )
 
 
 @pytest.mark.parametrize(

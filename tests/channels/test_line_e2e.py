@@ -56,7 +56,9 @@ def gateway_client(
             "data_api_base": line_api.url,
             **overrides,
         }
-        return running_client(make_config(channels={"line": settings}, worker=worker or {}))
+        # The content API stand-in listens on loopback, which production refuses.
+        media = {"allow_private_hosts": True}
+        return running_client(make_config(channels={"line": settings}, worker=worker or {}, media=media))
 
     return start
 
@@ -78,12 +80,13 @@ def sent_texts(api: ProviderApi) -> list[str]:
     return [request.json()["messages"][0]["text"] for request in requests]
 
 
-def test_photo_becomes_a_complaint_with_its_photo_and_the_tracking_id_goes_back_by_reply_token(
+def test_photo_becomes_a_complaint_whose_ack_goes_by_reply_token_and_its_media_job_attaches_the_photo(
     gateway_client: Callable[..., TestClient], line_api: ProviderApi, store: Store
 ) -> None:
     with gateway_client() as client:
         assert post_signed(client, fresh("image.json")) == 200
         (request,) = eventually(lambda: line_api.seen("POST", REPLY_PATH))
+        eventually(lambda: stored_complaints(store)[0].attachments, "the photo to be attached")
     (complaint,) = stored_complaints(store)
     assert (complaint.channel, complaint.provider, complaint.reply_address) == ("line", "line", USER)
     assert complaint.reporter_name == "Dewi"  # from the profile API: the webhook carries no name

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.config import Config, parse_config
-from gateway.limits import BodyLimit, limit_for, server_options
+from gateway.limits import BodyLimit, limit_for, server_options, set_head_deadline
 from tests.support.server import free_port
 
 KANNEL = {"kannel": {"enabled": True, "secret": "s3cret"}, "smtp": {"enabled": False}}
@@ -62,6 +62,17 @@ def test_every_route_has_the_default_limit(
         assert client.post("/login", content=b"u" * 101).status_code == 413
         assert client.post("/healthz", content=b"u" * 101).status_code == 413
         assert client.post("/healthz", content=b"u" * 100).status_code == 405
+
+
+def test_a_browser_form_over_the_limit_gets_a_page_it_can_show(
+    running_client: Callable[[Config], TestClient], make_config: Callable[..., Config]
+) -> None:
+    with running_client(make_config(http={"max_body_bytes": 100})) as client:
+        refused = client.post("/login", data={"username": "u" * 200})
+    assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "<h1>Kiriman terlalu besar</h1>" in refused.text and "100 byte" in refused.text
+    assert refused.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 async def _drive(middleware: BodyLimit, chunks: list[bytes], stalls: bool = False) -> tuple[list[Message], int]:
@@ -137,11 +148,11 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
 
 @pytest.fixture
 def guarded_server() -> Iterator[tuple[int, Config]]:
+    """``serve``'s uvicorn options (httptools with the head deadline) on a free port."""
     config = parse_config({"http": {"header_timeout_s": 0.5, "keep_alive_s": 600, "max_connections": 50}})
+    options = server_options(config.http)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", **server_options(config.http))
-    )
+    server = uvicorn.Server(uvicorn.Config(_hello, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -152,6 +163,7 @@ def guarded_server() -> Iterator[tuple[int, Config]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        set_head_deadline(parse_config({}).http)  # the deadline is a class attribute: back to the default
 
 
 def _closed_by_server(sock: socket.socket, trickle: bytes = b"", within_s: float = 30.0) -> bool:
@@ -200,3 +212,14 @@ def test_a_prompt_request_is_answered_and_an_idle_connection_closed_at_the_head_
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         # keep_alive_s is 600 here: only the head deadline can close the kept-alive connection.
         assert _closed_by_server(sock)
+
+
+def test_a_pipelined_request_is_answered_whole(guarded_server: tuple[int, Any]) -> None:
+    port, _ = guarded_server
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.settimeout(30)
+        received = b""
+        while (chunk := sock.recv(4096)) != b"":
+            received += chunk
+    assert received.count(b"HTTP/1.1 200") == 2

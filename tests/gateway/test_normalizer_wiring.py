@@ -86,6 +86,23 @@ def test_the_same_pothole_reported_twice_is_linked_but_not_across_regions(starte
     assert other_problem["related"] == []  # another category
 
 
+def test_duplicates_within_one_batch_are_linked(started: Gateway) -> None:
+    reports = [
+        {"body": "lampu PJU mati sepanjang jalan depan pasar kec slawi kab tegal", "source": "phone"},
+        {"body": "PJU mati sepanjang jalan depan pasar, kec. slawi kab. tegal, gelap bgt", "source": "radio"},
+    ]
+    ids = [
+        started.inbox.accept_blocking(
+            InboxItem("manual", "callcenter", f"b-{n}", json.dumps(report).encode(), meta={})
+        ).inbox_id
+        for n, report in enumerate(reports)
+    ]
+    asyncio.run(started.worker.run_until_idle())  # both rows claimed in one batch
+    with started.store.read() as session:
+        first, second = (queries.complaint_record(queries.complaints_for_inbox(session, i)[0]) for i in ids)
+    assert second["related"] == [first["tracking_id"]]
+
+
 def test_a_closed_complaint_is_no_longer_a_duplicate(started: Gateway) -> None:
     gateway = started
     (first,) = enter(gateway, {"body": "lampu PJU mati di jalan depan pasar kec slawi kab tegal", "source": "phone"})
@@ -184,3 +201,19 @@ def test_migration_0003_adds_and_removes_the_columns(store: Store) -> None:
     assert "priority" not in {c["name"] for c in inspect(store.engine).get_columns("complaint")}
     command.upgrade(config, "head")
     assert "priority" in {c["name"] for c in inspect(store.engine).get_columns("complaint")}
+
+
+def test_openapi_documents_the_normalizer_fields(gateway: Gateway) -> None:
+    from gateway.app import create_app
+
+    schemas = create_app(gateway).openapi()["components"]["schemas"]
+    record = schemas["ComplaintRecord"]["properties"]
+    assert {"priority", "auto", "related", "location", "category", "kind"} <= set(record)
+    assert {"region_level", "region_path"} <= set(schemas["Location"]["properties"])
+    assert set(schemas["Decision"]["properties"]) == {"code", "confidence", "reasons"}
+
+
+def test_an_http_only_process_loads_no_models(make_config: Callable[..., Config], store: Store) -> None:
+    assert Gateway(make_config(worker={"in_process": False}), store).understanding is None
+    worker_only = Gateway(make_config(worker={"in_process": False}), store, runs_worker=True)
+    assert worker_only.understanding is not None

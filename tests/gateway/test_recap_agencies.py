@@ -92,15 +92,3 @@ def test_the_exports_carry_the_agency_table(store: Store, config: Config) -> Non
     book = load_workbook(io.BytesIO(recap.to_xlsx(made, "November 2026", agencies=rows)))
     sheet = book["Instansi"]
     assert [cell.value for cell in sheet[2]][:6] == ["dpupr", "Dinas PUPR", 1, 1, 0, 0.0]
-
-
-def test_the_chart_is_an_svg_bar_per_agency_with_escaped_names() -> None:
-    rows = [
-        recap_agencies.AgencyFigures("a", "Dinas <PUPR>", 0, 4, 3, None, None, 0),
-        recap_agencies.AgencyFigures("b", "DLH", 0, 0, 0, None, None, 0),
-    ]
-    svg = recap_agencies.completion_chart(rows)
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
-    assert svg.count('class="bar"') == 2
-    assert "Dinas &lt;PUPR&gt;: 75%" in svg and "<PUPR>" not in svg
-    assert "DLH: —" in svg

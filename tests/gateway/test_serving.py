@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.config import Config
@@ -37,5 +38,8 @@ def test_every_process_gets_the_same_uvicorn_options_from_the_config(make_config
     config = make_config(http={"host": "127.0.0.1", "port": 18080})
     options = uvicorn_options(config)
     assert (options["host"], options["port"]) == ("127.0.0.1", 18080)
+    # httptools, with the head deadline of gateway/limits.py on top.
     assert options["loop"] == "uvloop"
-    assert issubclass(options["http"], HttpToolsProtocol)  # httptools, with the head deadline of gateway/limits.py
+    protocol = import_from_string(options["http"])  # an import path: the pre-fork master pickles its options
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_timeout_s == config.http.header_timeout_s

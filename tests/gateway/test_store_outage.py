@@ -3,6 +3,9 @@ gateway serves again without a restart. The cluster is our own (initdb + pg_ctl)
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import smtplib
 import uuid
 from collections.abc import Iterator
@@ -35,6 +38,14 @@ TELEGRAM_TOKEN = "123456789:AAoutage"
 TELEGRAM_SECRET = "outage-telegram"
 UPDATE = b'{"update_id": 9001, "message": {"message_id": 1, "date": 1764000000, "chat": {"id": 42, "type": "private"},'
 UPDATE += b' "from": {"id": 42, "is_bot": false, "first_name": "Budi"}, "text": "LAPOR lampu jalan mati"}}'
+
+LINE_SECRET = "outage-line-secret"
+LINE_EVENT = (Path(__file__).parents[1] / "payloads" / "line" / "text.json").read_bytes()
+LINE_HEADERS = {
+    "X-Line-Signature": base64.b64encode(hmac.new(LINE_SECRET.encode(), LINE_EVENT, hashlib.sha256).digest()).decode(),
+    "Content-Type": "application/json",
+}
+HTTP_EDGES = ("api_post", "api_token_check", "web_page", "kannel_webhook", "telegram_webhook", "line_webhook", "readyz")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +89,7 @@ def _edges(client: TestClient, agent: str, fresh_agent: str, smsc: FakeSmsc, smt
         "web_page": client.get("/pengaduan", headers={"Accept": "text/html"}),
         "kannel_webhook": client.post(kannel),
         "telegram_webhook": client.post("/webhooks/telegram", content=update, headers=tg_headers),
+        "line_webhook": client.post("/webhooks/line", content=LINE_EVENT, headers=LINE_HEADERS),
         "readyz": client.get("/readyz"),
         "smtp": _smtp_code(smtp_port, n),
         "smpp": smsc.wait_response(smsc.deliver(**mo(f"LAPOR got nomor {n} di Jl. Merdeka"))),
@@ -101,6 +113,7 @@ def test_every_edge_says_try_later_while_postgres_is_down_and_serves_again_when_
             channels={
                 "kannel": {"enabled": True, "secret": KANNEL_SECRET, "sendsms_url": "http://127.0.0.1:1/cgi-bin"},
                 "telegram": {"enabled": True, "token": TELEGRAM_TOKEN, "secret_token": TELEGRAM_SECRET},
+                "line": {"enabled": True, "channel_secret": LINE_SECRET, "channel_access_token": LINE_SECRET},
                 "smtp": {"enabled": True, "port": smtp_port},
                 "smpp": smpp_block(smsc),
             },
@@ -127,7 +140,7 @@ def test_every_edge_says_try_later_while_postgres_is_down_and_serves_again_when_
                 eventually(lambda: any(entry["event"] == STORE_RECOVERED for entry in outage_logs), "the recovery line")
 
     for answers in (down, again):
-        for edge in ("api_post", "api_token_check", "web_page", "kannel_webhook", "telegram_webhook", "readyz"):
+        for edge in HTTP_EDGES:
             response = answers[edge]
             assert response.status_code == 503, (edge, response.status_code, response.text)
             assert response.headers["Retry-After"] == str(TryLater.RETRY_AFTER_S), edge
@@ -141,18 +154,14 @@ def test_every_edge_says_try_later_while_postgres_is_down_and_serves_again_when_
     assert up["api_post"].status_code == 201
     assert up["api_token_check"].status_code == 200
     assert up["web_page"].status_code == 200
-    assert (up["kannel_webhook"].status_code, up["telegram_webhook"].status_code, up["readyz"].status_code) == (
-        200,
-        200,
-        200,
-    )
+    assert [up[edge].status_code for edge in HTTP_EDGES if edge.endswith("webhook") or edge == "readyz"] == [200] * 4
     assert (up["smtp"], up["smpp"]) == (250, STATUS_OK)
 
     events = [entry["event"] for entry in outage_logs]
     assert events.count(STORE_UNAVAILABLE) == 1
     assert events.count(STORE_RECOVERED) == 1
     [recovered] = [entry for entry in outage_logs if entry["event"] == STORE_RECOVERED]
-    assert recovered["refused_requests"] >= 10  # five HTTP refusals (readyz is a probe, not a request), twice
+    assert recovered["refused_requests"] >= 12  # six HTTP refusals (readyz is a probe, not a request), twice
     assert recovered["refused_deliveries"] >= 4  # SMTP and SMPP went through the inbox and were refused
     # Not one traceback for the whole outage.
     assert not [entry for entry in outage_logs if entry.get("exc_info") or entry.get("log_level") == "exception"]

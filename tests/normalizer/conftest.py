@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import default_categories
-from gateway.normalizer_models import TRAIN_FILE, read_examples
+from gateway.normalizer_models import TRAIN_FILE, read_examples, shared_lokal_index
 from normalizer.classify import Classifier, train
-from normalizer.regions import RegionIndex, shared_lokal_index
+from normalizer.regions import RegionIndex
 from normalizer.understand import Understanding
 
 

@@ -14,7 +14,7 @@ from normalizer.understand import Understanding
 # The figures reached on normalizer/data/heldout.jsonl (228 reports the model never sees); they may only rise.
 MACRO_F1_FLOOR = 0.955
 KIND_ACCURACY_FLOOR = 0.99
-PRIORITY_ACCURACY_FLOOR = 0.96
+PRIORITY_ACCURACY_FLOOR = 0.97
 REGION_ACCURACY_FLOOR = 1.0
 SPURIOUS_REGION_CEILING = 0.0
 

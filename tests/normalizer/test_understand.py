@@ -99,6 +99,13 @@ def test_anonymous_reporters_numbers_in_the_body_are_masked(understanding: Under
         body = outcome.record.body
         assert "0812" not in body and "budi@mail.com" not in body and "3328051203900001" not in body
         assert "[PHONE_1]" in body and "[EMAIL_1]" in body and "[NIK_1]" in body
+    titled = normalize(
+        sms(text, anonymity="anonymous", subject="WA 081234567890", location=Location(text="rumah, hp 081234567890")),
+        RECEIVED,
+    )
+    assert isinstance(titled, NewComplaint)
+    assert titled.record.subject == "WA [PHONE_1]"
+    assert titled.record.location is not None and "081234567890" not in (titled.record.location.text or "")
     public = normalize(sms(text), RECEIVED, understanding=understanding)
     assert isinstance(public, NewComplaint) and "0812-3456-7890" in public.record.body
 

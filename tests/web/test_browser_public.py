@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
+from gateway import lifecycle
+from gateway.lifecycle import Actor, Change
 from sinks.store.db import Store, open_store, upgrade
 from tests.conftest import build_config
 from tests.web.support import ARTIFACTS, Site, complaints, count_complaints, live_site, quiet_channels
@@ -29,6 +31,9 @@ TRACKING_ID = re.compile(r"^LPR-[23456789ABCDEFGHJKLMNPQRSTUVWXYZ]{6}$")
 MakeSite = Callable[..., AbstractContextManager[Site]]
 
 
+AGENCIES = {"dpupr": {"name": "Dinas PUPR Kota Bogor", "categories": ["jalan"]}}
+
+
 @pytest.fixture
 def public_site(tmp_path: Path) -> Iterator[MakeSite]:
     url = f"sqlite:///{tmp_path}/lapor.db"
@@ -38,7 +43,9 @@ def public_site(tmp_path: Path) -> Iterator[MakeSite]:
     @contextmanager
     def start(**web: Any) -> Iterator[Site]:
         channels = {**quiet_channels(), "web": {"enabled": True}}
-        config = build_config(url, tmp_path / "data", channels=channels, web={"min_fill_seconds": 0, **web})
+        config = build_config(
+            url, tmp_path / "data", channels=channels, web={"min_fill_seconds": 0, **web}, agencies=AGENCIES
+        )
         with live_site(config, store) as running:
             yield running
 
@@ -197,3 +204,27 @@ def test_a_confidential_reports_status_page_shows_no_identity(
         shot(page, "08-status-rahasia")
         (complaint,) = complaints(site.store)
     assert complaint.reporter_name == "Budi Santoso"  # kept, for staff only
+
+
+def test_the_status_page_shows_the_steps_the_agency_and_its_public_note(
+    browser: Browser, public_site: MakeSite, tmp_path: Path
+) -> None:
+    with public_site() as site, phone(browser, site) as page:
+        fill_report(page, tmp_path, photo=False)
+        page.get_by_role("button", name="Kirim laporan").click()
+        tracking_id = page.locator("#nomor-laporan").inner_text()
+        admin = Actor("staff", "rina.admin", admin=True)
+        for to, extra in (
+            ("verified", {}),
+            ("forwarded", {"agency": "dpupr"}),
+            ("in_progress", {"public_note": "Tim survei dijadwalkan Kamis, 08.00 WIB."}),
+        ):
+            lifecycle.transition(site.store, site.config, tracking_id, Change(to=to, **extra), admin)
+        page.get_by_role("link", name="Lihat status laporan").click()
+        expect(page.locator("#status")).to_contain_text("Ditindaklanjuti")
+        expect(page.locator("#instansi")).to_have_text("Dinas PUPR Kota Bogor")
+        timeline = page.get_by_role("list", name="Riwayat").get_by_role("listitem")
+        expect(timeline).to_have_count(4)
+        expect(timeline.nth(3)).to_contain_text("Tim survei dijadwalkan Kamis")
+        expect(page.locator("body")).not_to_contain_text("rina.admin")
+        shot(page, "09-status-ditindaklanjuti")

@@ -3,34 +3,25 @@ forwards with the suggested agency preselected; the agency's liaison officer ans
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from gateway import users
 from sinks.store.db import Store, open_store, upgrade
 from tests.conftest import build_config
 from tests.support.complaints import add_complaint, complaint
-from tests.web.support import ARTIFACTS, CHROMIUM_ARGS, PASSWORD, Site, add_staff, chromium, live_site, quiet_channels
+from tests.web.support import ARTIFACTS, PASSWORD, Site, add_staff, live_site, quiet_channels
+from tests.web.test_browser import browser  # the module-scoped Chromium
 
+__all__ = ["browser"]
 AGENCIES = {
     "dpupr": {"name": "Dinas PUPR", "categories": ["jalan"]},
     "dlh": {"name": "Dinas Lingkungan Hidup", "categories": ["sampah"]},
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -141,3 +141,14 @@ def test_the_agency_downloads_the_photos_of_its_own_complaints_only(site: Site) 
         assert link in page
         assert agency.get(link).content == b"\xff\xd8 foto lubang"
         assert agency.get(f"/instansi/pengaduan/{theirs}/lampiran/{photo.sha256}").status_code == 403
+
+
+def test_urgent_complaints_come_before_older_ones_but_after_the_overdue(site: Site) -> None:
+    now = utcnow()
+    older = add_complaint(site.store, received_at=now - timedelta(days=1), due_at=now + timedelta(days=2))
+    urgent = add_complaint(site.store, received_at=now, due_at=now + timedelta(days=3), priority="urgent")
+    late = add_complaint(site.store, received_at=now - timedelta(hours=2), due_at=now - timedelta(minutes=1))
+    with signed_in(site, "rina") as admin:
+        page = admin.get("/verifikasi").text
+    assert page.index(late) < page.index(urgent) < page.index(older)
+    assert page.count("Mendesak</span>") == 1

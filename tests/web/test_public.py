@@ -14,9 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
+from gateway import lifecycle
 from gateway.app import Gateway
 from gateway.config import Config
 from gateway.context import AttachmentFiles
+from gateway.lifecycle import Actor, Change
 from gateway.public import Doors
 from sinks.store.db import Store
 from tests.support.e2e import stored_complaints, stored_inbox
@@ -154,6 +156,31 @@ def test_confidential_reports_status_page_shows_neither_identity_nor_body(client
     assert "Laporan rahasia" in page
 
 
+def test_status_page_follows_the_lifecycle_with_agency_and_public_notes_only(
+    make_config: Callable[..., Config], running_client: Callable[[Config], TestClient], store: Store
+) -> None:
+    agencies = {"dpupr": {"name": "Dinas PUPR Kota Bogor", "categories": ["jalan"]}}
+    config = make_config(web={"min_fill_seconds": 0}, agencies=agencies)
+    admin = Actor("staff", "rina.admin", admin=True)
+    with running_client(config) as client:
+        number = tracking_id(submit(client))
+        for to, extra in (
+            ("verified", {"internal_note": "pelapor sering lapor"}),
+            ("forwarded", {"agency": "dpupr"}),
+            ("in_progress", {"public_note": "Tim survei dijadwalkan Kamis."}),
+        ):
+            lifecycle.transition(store, config, number, Change(to=to, **extra), admin)
+        page = client.get(f"/cek/{number}").text
+        api = client.get(f"/api/v1/public/reports/{number}", headers={"X-Api-Key": "none"})
+    assert re.search(r'id="instansi">\s*Dinas PUPR Kota Bogor', page)
+    steps = re.findall(r"<li><span class=\"when\">[^<]*</span> <strong>([^<]+)</strong>", page)
+    assert steps == ["Diterima", "Terverifikasi", "Diteruskan", "Ditindaklanjuti"]
+    assert "Tim survei dijadwalkan Kamis." in page
+    for internal in ("rina.admin", "sering lapor", "Budi"):
+        assert internal not in page
+    assert api.status_code == 401  # the API view needs an app key (the same steps otherwise)
+
+
 def test_double_submit_of_one_form_is_one_complaint(client: TestClient, store: Store) -> None:
     tokens = hidden_fields(client)
     first, second = submit(client, tokens=tokens), submit(client, tokens=tokens)
@@ -235,8 +262,11 @@ def test_unacceptable_files_are_named_beside_the_field_and_nothing_is_stored(
 def test_body_over_the_limit_is_refused_before_it_is_read(site: Callable[..., TestClient], store: Store) -> None:
     with site(max_files=1, max_file_bytes=1024 * 1024) as client:
         refused = submit(client, files=[("a.jpg", PHOTO + b"\x00" * (1400 * 1024), "image/jpeg")])
+        api = client.post("/api/v1/public/reports", content=b"x" * (1400 * 1024), headers={"X-Api-Key": APP_KEY})
     assert refused.status_code == 413
+    assert refused.headers["content-type"].startswith("text/html")  # a page a person can read, not JSON
     assert "terlalu besar" in refused.text
+    assert api.status_code == 413 and "detail" in api.json()
     assert stored_inbox(store) == []
 
 
