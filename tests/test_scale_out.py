@@ -55,6 +55,7 @@ worker:
   in_process: false
   batch_size: {BATCH}
   lease_s: 5
+  send_timeout_s: 2
   poll_interval_s: 0.2
   backoff_initial_s: 0.2
   backoff_max_s: 1
