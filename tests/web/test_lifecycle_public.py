@@ -29,7 +29,7 @@ def test_the_status_page_shows_each_step_the_agency_and_its_public_answer(
         page = client.get(f"/cek/{tracking_id}").text
     timeline = page[page.index('id="riwayat"') :]
     assert timeline.index("Terverifikasi") < timeline.index("Diteruskan") < timeline.index("Selesai")
-    assert "diteruskan ke instansi terkait — Dinas Lingkungan Hidup" in timeline
+    assert "diteruskan ke instansi terkait · Dinas Lingkungan Hidup" in timeline
     assert "Sampah sudah diangkut truk DLH." in timeline
     assert 'id="instansi">Dinas Lingkungan Hidup<' in page
     for private in ("rina.kominfo", "pelapor sering melapor", "minta cepat", "Budi", "6281234567890"):
