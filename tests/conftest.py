@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from gateway.app import Gateway, create_app
@@ -46,6 +47,15 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """A test that runs a CLI command configures logging for the process (a level of warning, say);
+    the next test's ``capture_logs`` must not inherit that filter."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(params=BACKENDS)
