@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 from normalizer.errors import TransientError
 from normalizer.tracking import LENGTH, canonical_tracking_id, new_tracking_id
 from normalizer.types import Attachment, ComplaintRecord
-from sinks.store.models import DONE, PENDING, Complaint, ComplaintEvent, InboxMessage, MediaFetch, OutboxMessage, utcnow
+from sinks.store.models import DONE, PENDING, Complaint, InboxMessage, MediaFetch, OutboxMessage, utcnow
 
 
 class DrawId(Protocol):
@@ -410,26 +410,6 @@ def outbox_values(
         "provider_message_id": None,
         "delivery_status": None,
     }
-
-
-def staff_set_categories(session: Session) -> list[tuple[str, str, str]]:
-    """(tracking id, text, category) of complaints whose category staff set or corrected, the latest word each.
-
-    ``normalizer train --from-store`` learns from these: a human's label, not the classifier's guess.
-    """
-    rows = session.execute(
-        select(
-            col(ComplaintEvent.tracking_id), col(ComplaintEvent.category), col(Complaint.subject), col(Complaint.body)
-        )
-        .join(Complaint, col(Complaint.tracking_id) == col(ComplaintEvent.tracking_id))
-        .where(col(ComplaintEvent.category).is_not(None), col(ComplaintEvent.actor_kind) == "staff")
-        .order_by(col(ComplaintEvent.at), col(ComplaintEvent.id))
-    ).all()
-    latest: dict[str, tuple[str, str, str]] = {}
-    for tracking_id, category, subject, body in rows:
-        text = f"{subject}\n{body}" if subject else body
-        latest[tracking_id] = (tracking_id, text, category)
-    return list(latest.values())
 
 
 def inbox_row(session: Session, inbox_id: int) -> InboxMessage | None:

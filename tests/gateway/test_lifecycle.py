@@ -12,7 +12,7 @@ from channels.gsm import is_gsm
 from gateway import lifecycle
 from gateway.config import Config
 from gateway.lifecycle import TRANSITIONS, Actor, Change
-from sinks.store import queries
+from gateway.renormalize import corrected_examples
 from sinks.store.db import Store
 from tests.support.complaints import add_ack, add_complaint, complaint, events, outbox_for
 
@@ -167,8 +167,8 @@ def test_a_category_correction_is_an_event_the_trainer_reads(store: Store, confi
     applied = move(store, config, tracking_id, None, category="sampah", region_code="33.28")
     assert (applied.event["from"], applied.event["to"], applied.event["category"]) == ("received", "received", "sampah")
     assert (complaint(store, tracking_id).category, complaint(store, tracking_id).region_code) == ("sampah", "33.28")
-    with store.read() as session:
-        assert queries.staff_set_categories(session) == [(tracking_id, "Sampah menumpuk di TPS", "sampah")]
+    # `normalizer train --from-store` learns from it.
+    assert [(e.text, e.category) for e in corrected_examples(store)] == [("Sampah menumpuk di TPS", "sampah")]
     with pytest.raises(lifecycle.Invalid):
         move(store, config, tracking_id, None, category="bukan-kategori")
 
