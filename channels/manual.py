@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import ChannelAdapter, ChannelSettings
 from normalizer.errors import PayloadError
+from normalizer.privacy import mask_body
 from normalizer.types import ChannelMessage, Location
 
 PROVIDER = "callcenter"
@@ -72,11 +73,29 @@ def kept_raw(raw: bytes, entry: ManualEntry) -> bytes:
     never stored cannot be read back. The same entry always gives the same bytes, so a
     repeated Idempotency-Key still finds its first body.
     """
-    reporter = entry.reporter
-    if reporter.anonymity != "anonymous" or not (reporter.name or reporter.phone or reporter.email):
+    if entry.reporter.anonymity != "anonymous":
         return raw
-    stripped = entry.model_copy(update={"reporter": ReporterIn(anonymity="anonymous")})
-    return stripped.model_dump_json(exclude_none=True).encode()
+    return anonymous_copy(entry).model_dump_json(exclude_none=True).encode()
+
+
+Report = TypeVar("Report", bound=BaseModel)
+
+
+def anonymous_copy(report: Report) -> Report:
+    """An anonymous report (a manual entry, a web form's) as it may be kept: no identity, and the numbers
+    and addresses the citizen typed into the text itself masked as the stored record masks them."""
+    fields: Any = report
+    location = fields.location
+    if location is not None and location.text:
+        location = location.model_copy(update={"text": mask_body(location.text)})
+    return report.model_copy(
+        update={
+            "reporter": type(fields.reporter)(anonymity="anonymous"),
+            "body": mask_body(fields.body),
+            "subject": mask_body(fields.subject) if fields.subject else fields.subject,
+            "location": location,
+        }
+    )
 
 
 def external_id(raw: bytes, meta: Mapping[str, Any]) -> str:

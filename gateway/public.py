@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from channels import webform
+from channels import manual, webform
 from channels.base import InboxItem
 from gateway import entry, lifecycle
 from gateway.config import Config
@@ -360,7 +360,7 @@ def checked_report(candidate: Mapping[str, Any]) -> tuple[dict[str, Any] | None,
         for error in exc.errors(include_url=False):
             errors.setdefault(".".join(str(part) for part in error["loc"]) or "body", _indonesian(error))
         return None, errors
-    report = report.model_copy(update={"reporter": report.reporter.kept()})
+    report = manual.anonymous_copy(report) if report.reporter.anonymity == "anonymous" else report
     return report.model_dump(mode="json"), {}
 
 

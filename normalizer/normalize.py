@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from normalizer.phone import to_e164
+from normalizer.privacy import mask_body
 from normalizer.text import clean_optional, clean_text
 from normalizer.tracking import canonical_tracking_id, quoted_tracking_id
 from normalizer.types import ChannelMessage, ComplaintRecord, Kind, Location, Reporter
-from normalizer.understand import Understanding, apply, mask_body, read
+from normalizer.understand import Understanding, apply, read
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("LAPOR", "LPR")
 _STATUS = re.compile(r"^\s*/?STATUS\b[\s:#.-]*(.*)$", re.IGNORECASE | re.DOTALL)

@@ -11,14 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lokal import PiiType, mask_pii
-
 from normalizer.classify import Classifier, Decision, priority
 from normalizer.regions import RegionIndex, RegionMatch
 from normalizer.slang import expand
 from normalizer.types import ComplaintRecord, Kind, Location
-
-PII_IN_BODY: tuple[PiiType, ...] = ("PHONE", "EMAIL", "NIK", "KK")
 
 
 @dataclass(frozen=True)
@@ -69,11 +65,6 @@ def read(text: str, understanding: Understanding) -> Reading:
         priority=priority(expanded),
         version=understanding.version,
     )
-
-
-def mask_body(text: str) -> str:
-    """Phone numbers, e-mail addresses and 16-digit NIK/KK numbers replaced by placeholders ([PHONE_1]...)."""
-    return mask_pii(text, types=PII_IN_BODY).text
 
 
 def region_location(

@@ -53,6 +53,26 @@ def test_an_anonymous_manual_entry_keeps_no_identity_in_its_raw_row(
     assert again.status_code == 201 and again.json()["tracking_id"] == first.json()["tracking_id"]
 
 
+def test_numbers_and_addresses_an_anonymous_reporter_typed_into_the_text_are_kept_nowhere(
+    client: TestClient, agent_token: str, store: Store
+) -> None:
+    entry = {
+        "body": "Pungli di loket, hubungi saya 0812-3456-7890 atau budi@contoh.id, NIK 3201234567890123",
+        "subject": "Pungli, WA 081234567890",
+        "source": "phone",
+        "location": {"text": "rumah budi@contoh.id"},
+        "reporter": {"anonymity": "anonymous"},
+    }
+    created = client.post("/api/v1/complaints", json=entry, headers=bearer(agent_token))
+    assert created.status_code == 201
+    record = created.json()
+    [raw] = _raw_rows(store)
+    for typed in ("0812-3456-7890", "081234567890", "budi@contoh.id", "3201234567890123"):
+        assert typed.encode() not in raw  # the raw row (failed list, replay) ...
+        assert typed not in json.dumps(record)  # ... and the record alike
+    assert "[PHONE_1]" in json.loads(raw)["body"] and "[PHONE_1]" in record["body"]
+
+
 def test_the_failed_api_and_cli_show_only_failed_rows(
     client: TestClient, agent_token: str, admin_token: str, db_url: str, tmp_path: Path
 ) -> None:
