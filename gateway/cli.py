@@ -120,6 +120,8 @@ def worker(ctx: typer.Context) -> None:
     from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
+    # Said before the normalizer's models load (a few seconds), so an operator sees at once that it started.
+    say(f"lapor-gateway worker: database {display_url(config.database.url)}, starting (Ctrl-C stops)")
     gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo), runs_worker=True)
     stop = threading.Event()
 
@@ -129,7 +131,6 @@ def worker(ctx: typer.Context) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    say(f"lapor-gateway worker: database {display_url(config.database.url)}, waiting for messages (Ctrl-C stops)")
     run_forever(gateway.worker, stop)
 
 

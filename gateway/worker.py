@@ -403,7 +403,9 @@ class Worker:
         if adapter.fetch_media is not None:
             for position, descriptor in enumerate(message.pending_media):
                 key = f"media:{row.id}:{message.part}:{position}"
-                writes.media(_media_row(key, complaint.tracking_id, row.id, adapter.name, position, descriptor))
+                writes.media(
+                    queries.media_values(key, complaint.tracking_id, row.id, adapter.name, position, descriptor)
+                )
         body = queries.complaint_record(complaint)
         for sink_name, key, payload in lifecycle.created_payloads(self.config, body, stored_at):
             writes.outbox(queries.outbox_values("forward", sink_name, key, payload, complaint.tracking_id))
@@ -487,7 +489,7 @@ class Worker:
             in_reply_to=message.external_id,
             extra=message.extra,
         )
-        writes.outbox(_outbox_row("reply", adapter.name, reply.idempotency_key, _reply_payload(reply)))
+        writes.outbox(queries.outbox_values("reply", adapter.name, reply.idempotency_key, _reply_payload(reply)))
 
     # ---- outbox ------------------------------------------------------------------------------
 
@@ -712,34 +714,6 @@ def _reply_payload(reply: Reply) -> dict[str, Any]:
     payload = asdict(reply)
     payload["extra"] = dict(reply.extra)
     return payload
-
-
-def _outbox_row(kind: str, target: str, key: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return queries.outbox_values(kind, target, key, payload)
-
-
-def _media_row(
-    key: str, tracking_id: str, inbox_id: int, channel: str, position: int, descriptor: dict[str, Any]
-) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "idempotency_key": key,
-        "tracking_id": tracking_id,
-        "inbox_id": inbox_id,
-        "channel": channel,
-        "position": position,
-        "descriptor": dict(descriptor),
-        "status": PENDING,
-        "attempts": 0,
-        "created_at": now,
-        "next_attempt_at": now,
-        "lease_until": None,
-        "claim_token": None,
-        "last_error": None,
-        "error_type": None,
-        "fetched_at": None,
-        "sha256": None,
-    }
 
 
 def queue_depths(store: Store) -> dict[tuple[str, str], int]:

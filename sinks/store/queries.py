@@ -387,17 +387,10 @@ def media_jobs_for(session: Session, tracking_id: str) -> list[MediaFetch]:
     return list(session.execute(query).scalars())
 
 
-def outbox_values(
-    kind: str, target: str, key: str, payload: dict[str, Any], tracking_id: str | None = None
-) -> dict[str, Any]:
-    """Column values of a new outbox row (a reply to a citizen or a forward), due at once."""
+def _due_now() -> dict[str, Any]:
+    """The columns every new queue row (outbox, media fetch) starts with: due at once, never tried."""
     now = utcnow()
     return {
-        "kind": kind,
-        "target": target,
-        "idempotency_key": key,
-        "tracking_id": tracking_id or payload.get("tracking_id"),
-        "payload": payload,
         "status": PENDING,
         "attempts": 0,
         "created_at": now,
@@ -406,9 +399,40 @@ def outbox_values(
         "claim_token": None,
         "last_error": None,
         "error_type": None,
+    }
+
+
+def outbox_values(
+    kind: str, target: str, key: str, payload: dict[str, Any], tracking_id: str | None = None
+) -> dict[str, Any]:
+    """Column values of a new outbox row (a reply to a citizen or a forward), due at once."""
+    return {
+        "kind": kind,
+        "target": target,
+        "idempotency_key": key,
+        "tracking_id": tracking_id or payload.get("tracking_id"),
+        "payload": payload,
+        **_due_now(),
         "sent_at": None,
         "provider_message_id": None,
         "delivery_status": None,
+    }
+
+
+def media_values(
+    key: str, tracking_id: str, inbox_id: int, channel: str, position: int, descriptor: dict[str, Any]
+) -> dict[str, Any]:
+    """Column values of a new media job (one attachment still to fetch for a stored complaint), due at once."""
+    return {
+        "idempotency_key": key,
+        "tracking_id": tracking_id,
+        "inbox_id": inbox_id,
+        "channel": channel,
+        "position": position,
+        "descriptor": dict(descriptor),
+        **_due_now(),
+        "fetched_at": None,
+        "sha256": None,
     }
 
 
