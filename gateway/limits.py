@@ -219,33 +219,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-class _HeadDeadline:
-    """A deadline for the request head (from connect, and after each response)."""
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (the fast one ``serve`` uses) with a deadline for the request head
+    (from connect, and after each response)."""
 
     header_timeout_s: float = 10.0
     _header_deadline: asyncio.TimerHandle | None = None
-    loop: asyncio.AbstractEventLoop
-    transport: asyncio.Transport
-    client: tuple[str, int] | None
-
-    def _arm_header_deadline(self) -> None:
-        self._disarm_header_deadline()
-        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
-
-    def _disarm_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _header_timed_out(self) -> None:
-        self._header_deadline = None
-        if not self.transport.is_closing():
-            log.info(logs.HTTP_HEADER_TIMEOUT, client=self.client[0] if self.client else None)
-            self.transport.close()
-
-
-class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
-    """uvicorn's httptools protocol (the fast one ``serve`` uses) with the head deadline."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -264,6 +243,21 @@ class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
         super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_timed_out)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_timed_out(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            log.info(logs.HTTP_HEADER_TIMEOUT, client=self.client[0] if self.client else None)
+            self.transport.close()
 
 
 def set_head_deadline(http: HttpConfig) -> None:
