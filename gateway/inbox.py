@@ -10,6 +10,7 @@ a redelivery gets the id of the row that is already there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -38,11 +39,15 @@ from sinks.store.models import IGNORED, PENDING, InboxMessage, utcnow
 log = structlog.get_logger(__name__)
 
 
+# What a waiting caller holds: a thread's future, or an asyncio future with the loop that owns it.
+Done = Future[Accepted] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Accepted]"]
+
+
 @dataclass
 class _Pending:
     item: InboxItem
     received_at: datetime
-    done: Future[Accepted]
+    done: Done
 
 
 _STOP = object()
@@ -202,13 +207,20 @@ class InboxWriter:
 
     def submit(self, item: InboxItem) -> Future[Accepted]:
         """Queue an item; the future resolves once its row is committed (or the commit failed)."""
-        pending = _Pending(item=item, received_at=utcnow(), done=Future())
-        self._queue.put(pending)
-        return pending.done
+        done: Future[Accepted] = Future()
+        self._queue.put(_Pending(item=item, received_at=utcnow(), done=done))
+        return done
 
     async def accept(self, item: InboxItem) -> Accepted:
-        """The ``Accept`` the edges await: returns after commit, raises ``StoreUnavailable`` otherwise."""
-        return await asyncio.wrap_future(self.submit(item))
+        """The ``Accept`` the edges await: returns after commit, raises ``StoreUnavailable`` otherwise.
+
+        The caller waits on a future of its own loop, and the writer wakes each loop once per batch
+        (``_settle``): a thread's future would cost a cross-thread wake-up of the loop per request.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Accepted] = loop.create_future()
+        self._queue.put(_Pending(item=item, received_at=utcnow(), done=(loop, done)))
+        return await done
 
     def accept_blocking(self, item: InboxItem, timeout: float | None = 30.0) -> Accepted:
         """For edges that live in a thread of their own (SMPP, IMAP)."""
@@ -245,8 +257,7 @@ class InboxWriter:
             # The store is not there: every item of the batch gets "try later" (the store logged the outage
             # once); trying them one by one would only knock on a closed door len(batch) times.
             self._store.health.refused_deliveries(len(batch))
-            for each in batch:
-                each.done.set_exception(exc)
+            _settle([(each.done, exc) for each in batch])
             return
         except SQLAlchemyError as exc:
             if len(batch) > 1:
@@ -256,10 +267,10 @@ class InboxWriter:
                 return
             log.error(logs.INBOX_REJECTED, error=str(exc).splitlines()[0], batch=len(batch))
             error = StoreUnavailable(f"inbox could not commit: {type(exc).__name__}")
-            for each in batch:
-                each.done.set_exception(error)
+            _settle([(each.done, error) for each in batch])
             return
         self._on_commit()
+        outcomes: list[tuple[Done, Accepted | BaseException]] = []
         for each, accepted in zip(batch, results, strict=True):
             item = each.item
             if accepted.duplicate:
@@ -268,4 +279,32 @@ class InboxWriter:
             else:
                 self._metrics.accepted.labels(item.channel, item.provider).inc()
                 log.debug(logs.INBOX_ACCEPTED, channel=item.channel, provider=item.provider, inbox_id=accepted.inbox_id)
-            each.done.set_result(accepted)
+            outcomes.append((each.done, accepted))
+        _settle(outcomes)
+
+
+def _settle(outcomes: list[tuple[Done, Accepted | BaseException]]) -> None:
+    """Give each caller its result: threads' futures at once, each event loop's in one callback."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Accepted], Accepted | BaseException]]] = {}
+    for done, outcome in outcomes:
+        if isinstance(done, Future):
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+        else:
+            loop, future = done
+            by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop closed meanwhile: nobody is left to tell
+            loop.call_soon_threadsafe(_resolve, waiting)
+
+
+def _resolve(waiting: list[tuple[asyncio.Future[Accepted], Accepted | BaseException]]) -> None:
+    for future, outcome in waiting:
+        if future.done():  # the caller gave up (its request was cancelled); the row stands regardless
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
