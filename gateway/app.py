@@ -23,7 +23,7 @@ from gateway.inbox import InboxWriter
 from gateway.limits import BodyLimit
 from gateway.metrics import Metrics
 from gateway.normalizer_models import load_understanding
-from gateway.notify import DONE_CHANNEL, listen
+from gateway.notify import DONE_CHANNEL, Listening, notifier_for
 from gateway.outage import RETRY_AFTER
 from gateway.parts import Parts
 from gateway.public import public_body_limits
@@ -89,26 +89,21 @@ class Gateway:
     async def follow_completions(self, fallback_s: float | None = None) -> None:
         """Answer waiting requests whose rows a worker in another process finished (see ``waiters.follow_store``).
 
-        PostgreSQL: one look per batch a worker anywhere commits (its NOTIFY), and every half second in
-        case a notification was missed. SQLite has no NOTIFY: a look every 20 ms while anyone waits.
+        One look per batch a worker anywhere commits (its announcement: NOTIFY on PostgreSQL, the
+        same-host doorbell on SQLite, see gateway/notify.py), and every half second in case one was missed.
         """
         wake = asyncio.Event()
-        interval_s = 0.02
-        stop_listening = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        def woken() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while an announcement came in
+                loop.call_soon_threadsafe(wake.set)
+
+        listening = Listening(notifier_for(self.store), DONE_CHANNEL, woken, 1.0, "done-listen")
         try:
-            if self.store.is_postgres:
-                loop = asyncio.get_running_loop()
-
-                def woken() -> None:
-                    with contextlib.suppress(RuntimeError):  # the loop closed while a notification came in
-                        loop.call_soon_threadsafe(wake.set)
-
-                listening = (self.store.url, DONE_CHANNEL, woken, stop_listening, 1.0)
-                threading.Thread(target=listen, args=listening, name="done-listen", daemon=True).start()
-                interval_s = 0.5
-            await follow_store(self.waiters, self.store, wake, fallback_s or interval_s)
+            await follow_store(self.waiters, self.store, wake, fallback_s or 0.5)
         finally:
-            stop_listening.set()
+            listening.close()
 
     @property
     def others_finish_rows(self) -> bool:

@@ -30,7 +30,7 @@ from sqlmodel import Session
 from channels.base import Accepted, InboxItem
 from gateway import logs
 from gateway.metrics import Metrics
-from gateway.notify import INBOX_CHANNEL
+from gateway.notify import INBOX_CHANNEL, notifier_for
 from gateway.redact import without_secrets
 from normalizer.errors import StoreUnavailable
 from sinks.store.db import Store
@@ -190,6 +190,7 @@ class InboxWriter:
         self._metrics = metrics
         self._max_batch = max_batch
         self._on_commit = on_commit
+        self._notifier = notifier_for(store)
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         self._started = False
@@ -250,9 +251,8 @@ class InboxWriter:
         try:
             with self._store.write() as session:
                 results = insert_inbox_rows(session, [(each.item, each.received_at) for each in batch])
-                if self._store.is_postgres:
-                    # Delivered at commit: wakes workers in other processes (see gateway/worker.py).
-                    session.execute(text(f"NOTIFY {INBOX_CHANNEL}"))
+                # Heard at commit: wakes workers in other processes (see gateway/worker.py).
+                self._notifier.announce_in(session, INBOX_CHANNEL)
         except StoreUnavailable as exc:
             # The store is not there: every item of the batch gets "try later" (the store logged the outage
             # once); trying them one by one would only knock on a closed door len(batch) times.

@@ -38,6 +38,8 @@ NORMALIZER_RENORMALIZED = "normalizer.renormalized"
 NORMALIZER_CACHE_UNWRITABLE = "normalizer.cache_unwritable"
 HTTP_BODY_REFUSED = "http.body_refused"
 HTTP_HEADER_TIMEOUT = "http.header_timeout"
+NOTIFY_RING_FAILED = "notify.ring_failed"
+NOTIFY_LISTEN_FAILED = "notify.listen_failed"
 
 # A 16-digit NIK (national id) and phone numbers in their Indonesian spellings.
 _NIK = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")

@@ -67,7 +67,7 @@ async def follow_store(waiters: Waiters, store: Store, wake: asyncio.Event, inte
     """When workers in other processes finish our rows, nobody calls ``complete`` here: look in the store.
 
     One query covers every request that is waiting, however many there are; it runs when ``wake`` is
-    set (PostgreSQL: a worker's NOTIFY at its batch's commit, so once per batch) or after ``interval_s``.
+    set (a worker's announcement at its batch's commit, so once per batch) or after ``interval_s``.
     """
     while True:
         with contextlib.suppress(TimeoutError):

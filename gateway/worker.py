@@ -39,14 +39,14 @@ import httpx
 import structlog
 import tenacity
 import uvloop
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
 from gateway import agency_sync, lifecycle, logs, retention
 from gateway.config import Config
 from gateway.metrics import Metrics
-from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, listen
+from gateway.notify import DONE_CHANNEL, INBOX_CHANNEL, Listening, notifier_for
 from gateway.registry import CHANNELS, by_provider
 from normalizer import NeedsHelp, Outcome, StatusQuery, normalize
 from normalizer.errors import GatewayError, IgnoredMessage, ProviderError, StoreUnavailable, UnknownChannel
@@ -314,9 +314,9 @@ class Worker:
             if gave_up:
                 completions.append(Completion(row.id or 0, _key(row), FAILED, error=message))
         writes.flush()
-        if self.store.is_postgres and completions:
-            # Delivered at commit: a request waiting for one of these rows in another process looks now.
-            session.execute(text(f"NOTIFY {DONE_CHANNEL}"))
+        if completions:
+            # Heard at commit: a request waiting for one of these rows in another process looks now.
+            notifier_for(self.store).announce_in(session, DONE_CHANNEL)
         return completions, failures
 
     def _store_row(self, writes: BatchWrites, parsed: Parsed, stored_at: datetime) -> Completion:
@@ -667,15 +667,18 @@ class Worker:
 
     async def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; between batches sleep until woken or the poll interval passes."""
-        if self.store.is_postgres:
-            # Woken by the inbox's NOTIFY, so a worker in another process does not wait out its poll.
-            listening = (self.store.url, INBOX_CHANNEL, self.wake.set, stop, self.config.worker.poll_interval_s)
-            threading.Thread(target=listen, args=listening, name="worker-listen", daemon=True).start()
+        # Woken by the inbox writers' announcements (PostgreSQL's NOTIFY, SQLite's doorbell), so a worker in
+        # another process does not wait out its poll.
+        notifier = notifier_for(self.store)
+        listening = Listening(
+            notifier, INBOX_CHANNEL, self.wake.set, self.config.worker.poll_interval_s, "worker-listen"
+        )
         self._target_turns = {}
         async with httpx.AsyncClient(timeout=30, limits=SEND_LIMITS) as self._http:
             try:
                 await self._loop(stop)
             finally:
+                listening.close()
                 # Sends still hanging at shutdown stay leased; another worker takes them when the lease ends.
                 for straggler in list(self._stragglers):
                     straggler.cancel()
