@@ -117,12 +117,14 @@ def serve(
 def worker(ctx: typer.Context) -> None:
     """Run a worker only (scale out: as many as you like, on PostgreSQL)."""
     from gateway.app import Gateway
+    from gateway.serving import freeze_startup_heap
     from gateway.worker import run_forever
 
     config = _config(ctx, channels=True)
     # Said before the normalizer's models load (a few seconds), so an operator sees at once that it started.
     say(f"lapor-gateway worker: database {display_url(config.database.url)}, starting (Ctrl-C stops)")
     gateway = Gateway(config, open_store(config.database.url, echo=config.database.echo), runs_worker=True)
+    freeze_startup_heap()
     stop = threading.Event()
 
     def request_stop(*_: object) -> None:
