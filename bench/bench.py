@@ -256,10 +256,19 @@ class Result:
     p99_s: float
     failures: int
     wraps: int
+    # CPU seconds the server's processes (HTTP, and a separate worker) used during the load, and wrk's own.
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """Server CPU per answered request: on a machine where the load client takes a core, req/s
+        measures how the cores were shared as much as the server; this does not."""
+        return self.server_cpu_s / self.count * 1e6 if self.count else float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -323,7 +332,10 @@ end
 """
 
 
-def load(name: str, port: int, requests: list[Request], args: argparse.Namespace, work: Path) -> Result:
+def load(
+    name: str, port: int, requests: list[Request], args: argparse.Namespace, work: Path, server: tuple[int, ...] = ()
+) -> Result:
+    """wrk against ``port``; ``server`` are the pids whose CPU (with their children's) is counted."""
     script = work / f"{name.split()[0]}-{len(requests)}.lua"
     with open(script, "w") as lua:
         lua.write("requests = {\n")
@@ -343,10 +355,17 @@ def load(name: str, port: int, requests: list[Request], args: argparse.Namespace
         "--",
         str(args.threads),
     ]
+    server_before = sum(tree_cpu_seconds(pid) for pid in server)
+    client_before = os.times()
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    client_after = os.times()
+    server_cpu_s = sum(tree_cpu_seconds(pid) for pid in server) - server_before
+    client_cpu_s = (client_after.children_user + client_after.children_system) - (
+        client_before.children_user + client_before.children_system
+    )
     line = next(row for row in output.splitlines() if row.startswith("RESULT "))
     count, duration_us, p50_us, p99_us, non2xx, wraps = (int(part) for part in line.split()[1:])
-    return Result(name, count, duration_us / 1e6, p50_us / 1e6, p99_us / 1e6, non2xx, wraps)
+    return Result(name, count, duration_us / 1e6, p50_us / 1e6, p99_us / 1e6, non2xx, wraps, server_cpu_s, client_cpu_s)
 
 
 def run_baseline(work: Path, args: argparse.Namespace, workers: int = 1) -> Result:
@@ -367,7 +386,7 @@ def run_baseline(work: Path, args: argparse.Namespace, workers: int = 1) -> Resu
         requests = [manual_request(n, {"token": "x", "run": 0}) for n in range(args.count)]
         warm = argparse.Namespace(**{**vars(args), "seconds": 2})
         load("warm-up", port, requests[:2000], warm, work)
-        return load(f"fastapi echo w{workers}", port, requests, args, work)
+        return load(f"fastapi echo w{workers}", port, requests, args, work, (process.pid,))
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -442,6 +461,7 @@ def gateway(
         if scenario.separate_worker
         else None
     )
+    ctx["pids"] = (served.process.pid,) + ((worker.pid,) if worker is not None else ())
     try:
         yield port, ctx, served
     finally:
@@ -460,7 +480,7 @@ def run_scenario(run: Run, work: Path, args: argparse.Namespace, provider_url: s
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
             load("warm-up", port, [scenario.make_request(-n - 1, ctx) for n in range(2000)], warm, directory)
             requests = [scenario.make_request(n, ctx) for n in range(args.count)]
-            result = load(run.label, port, requests, args, directory)
+            result = load(run.label, port, requests, args, directory, ctx["pids"])
             time.sleep(2.0)  # let the worker drain before reading received→stored
         return result, stored_latencies(url)
 
@@ -478,8 +498,13 @@ def throughput(args: argparse.Namespace) -> None:
 
     print(f"\nlapor-gateway bench: wrk -t{args.threads} -c{args.concurrency} -d{args.seconds}s, cores={os.cpu_count()}")
     print("ratio = accepted/s over the bare FastAPI echo's req/s at the same number of processes, same run")
+    print(
+        "cpu µs = server CPU (HTTP processes and a separate worker) per answered request; cpu ratio = the echo's\n"
+        "cpu µs over ours: what the ratio would be if the server had the cores wrk and the others take here"
+    )
     header = (
-        f"{'scenario':26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stored p99 ms':>14} {'non-2xx':>8} {'ratio':>6}"
+        f"{'scenario':26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stored p99 ms':>14} {'non-2xx':>8} "
+        f"{'ratio':>6} {'cpu µs':>7} {'cpu ratio':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -487,9 +512,11 @@ def throughput(args: argparse.Namespace) -> None:
     def line(result: Result, stored: list[float] | None, baseline: Result | None) -> str:
         stored_p99 = f"{percentile(stored, 0.99) * 1000:14.1f}" if stored else f"{'-':>14}"
         ratio = result.rate / baseline.rate if baseline and baseline.rate else 1.0
+        cpu_ratio = baseline.cpu_us_per_request / result.cpu_us_per_request if baseline else 1.0
         return (
             f"{result.name:26} {result.rate:8.0f} {result.p50_s * 1000:8.1f} "
-            f"{result.p99_s * 1000:8.1f} {stored_p99} {result.failures:8d} {ratio:6.2f}"
+            f"{result.p99_s * 1000:8.1f} {stored_p99} {result.failures:8d} {ratio:6.2f} "
+            f"{result.cpu_us_per_request:7.0f} {cpu_ratio:9.2f}"
         )
 
     for baseline in baselines.values():
@@ -503,20 +530,44 @@ def throughput(args: argparse.Namespace) -> None:
 # ---- soak: a fixed rate below saturation for a long time ---------------------------------------------------
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (the pre-fork master and its children)."""
-    total = 0
+def process_tree(pid: int) -> Iterator[int]:
+    """A process and all its descendants (the pre-fork master and its children), as they are now."""
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
-        total += next(int(row.split()[1]) * 1024 for row in status.splitlines() if row.startswith("VmRSS:"))
+        yield current
         pending.extend(int(child) for child in children)
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants."""
+    total = 0
+    for each in process_tree(pid):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        total += next(int(row.split()[1]) * 1024 for row in status.splitlines() if row.startswith("VmRSS:"))
     return total
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants so far (from /proc/<pid>/stat)."""
+    total = 0
+    for each in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLOCK_TICKS
 
 
 def store_bytes(url: str, directory: Path) -> int:

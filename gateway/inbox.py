@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -24,6 +25,7 @@ import orjson
 import structlog
 from sqlalchemy import Executable, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -89,9 +91,8 @@ _FIND = select(_INBOX.c.id).where(
 )
 
 
-def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -> Accepted:
-    """Insert one row, or find the one a previous delivery made. Runs inside the caller's transaction."""
-    values = {
+def _row_values(item: InboxItem, received_at: datetime) -> dict[str, Any]:
+    return {
         "channel": item.channel,
         "provider": item.provider,
         "external_id": item.external_id,
@@ -104,6 +105,11 @@ def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -
         "attempts": 0,
         "next_attempt_at": received_at,
     }
+
+
+def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -> Accepted:
+    """Insert one row, or find the one a previous delivery made. Runs inside the caller's transaction."""
+    values = _row_values(item, received_at)
     connection = session.connection()
     inserted = connection.execute(_insert_statement(connection.dialect.name), values).scalar_one_or_none()
     if inserted is not None:
@@ -137,7 +143,12 @@ def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]])
     Within a group, the first copy of a key is new and later copies are duplicates, as they would be
     one after the other.
     """
-    if session.connection().dialect.name != "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        dbapi = connection.connection.driver_connection
+        assert isinstance(dbapi, sqlite3.Connection)
+        return _insert_sqlite_rows(dbapi, connection.dialect, batch)
+    if connection.dialect.name != "postgresql":
         return [insert_inbox_row(session, item, received_at) for item, received_at in batch]
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     for item, received_at in batch:
@@ -173,6 +184,52 @@ def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]])
             existing[key] = results[-1].inbox_id  # a later copy in this group is a duplicate of it
         else:
             results.append(Accepted(inbox_id=existing[key], duplicate=True))
+    return results
+
+
+# SQLite: the same statements on the driver's cursor, in the caller's transaction. SQLAlchemy's per-statement
+# work was ~65 of the ~80 µs of CPU each row cost (and the inbox writer holds the interpreter lock meanwhile);
+# each value still goes through its column's own bind processor, so the row is stored exactly as before.
+_SQLITE_INSERT = (
+    f"INSERT INTO inbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT (channel, provider, external_id) DO NOTHING RETURNING id"
+)
+_SQLITE_FIND = "SELECT id FROM inbox WHERE channel = ? AND provider = ? AND external_id = ?"
+
+
+@cache
+def _bind_processors(dialect: Dialect) -> tuple[Callable[[Any], Any], ...]:
+    processors = []
+    for name in _COLUMNS:
+        processor = _INBOX.c[name].type.bind_processor(dialect)
+        processors.append(processor if processor is not None else _as_is)
+    return tuple(processors)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _insert_sqlite_rows(
+    dbapi: sqlite3.Connection, dialect: Dialect, batch: list[tuple[InboxItem, datetime]]
+) -> list[Accepted]:
+    processors = _bind_processors(dialect)
+    cursor = dbapi.cursor()
+    results: list[Accepted] = []
+    try:
+        for item, received_at in batch:
+            values = _row_values(item, received_at)
+            cursor.execute(
+                _SQLITE_INSERT, [process(values[name]) for process, name in zip(processors, _COLUMNS, strict=True)]
+            )
+            inserted = cursor.fetchone()
+            if inserted is not None:
+                results.append(Accepted(inbox_id=int(inserted[0]), duplicate=False))
+                continue
+            cursor.execute(_SQLITE_FIND, (item.channel, item.provider, item.external_id))
+            results.append(Accepted(inbox_id=int(cursor.fetchone()[0]), duplicate=True))
+    finally:
+        cursor.close()
     return results
 
 

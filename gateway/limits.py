@@ -180,7 +180,9 @@ class BodyLimit:
             if state.done:
                 return await receive()  # after the body: only the disconnect, no deadline
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+                # timeout_at arms one timer for the await; wait_for would make a task of every receive.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 state.refused = _Refused(408, f"body not received within {self.body_timeout_s:g} s")
                 raise state.refused from None
