@@ -182,9 +182,18 @@ def parse_examples(lines: Iterable[str]) -> list[Example]:
     return examples
 
 
-def _phrases_in(text: str, phrases: Sequence[str]) -> list[str]:
-    padded = f" {text} "
-    return [p for p in phrases if f" {p} " in padded]
+def _padded(lexicon: dict[str, tuple[str, ...]]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each phrase with the spaces it must have around it in a text, built once rather than per text."""
+    return {code: tuple((phrase, f" {phrase} ") for phrase in phrases) for code, phrases in lexicon.items()}
+
+
+_CATEGORY_PHRASES = _padded(CATEGORY_LEXICON)
+_KIND_PHRASES = _padded(KIND_LEXICON)
+
+
+def _phrases_in(padded_text: str, phrases: tuple[tuple[str, str], ...]) -> list[str]:
+    """The phrases found as whole words in a text; ``padded_text`` is the text with a space either side."""
+    return [phrase for phrase, padded in phrases if padded in padded_text]
 
 
 def _features() -> FeatureUnion:
@@ -279,9 +288,10 @@ class Classifier:
         probabilities = self._probabilities(self.category_model, self._category_coef, columns, values)
         scores = dict(zip(self._category_classes, probabilities.tolist(), strict=True))
         hits: dict[str, list[str]] = {}
-        for code, phrases in CATEGORY_LEXICON.items():
+        padded_text = f" {text} "
+        for code, phrases in _CATEGORY_PHRASES.items():
             if code in scores:
-                found = _phrases_in(text, phrases)
+                found = _phrases_in(padded_text, phrases)
                 if found:
                     hits[code] = found
         total = 1.0 + LEXICON_WEIGHT * len(hits)
@@ -298,7 +308,8 @@ class Classifier:
         columns, values = vector if vector is not None else self.vector(text)
         probabilities = self._probabilities(self.kind_model, self._kind_coef, columns, values)
         scores = dict(zip(self._kind_classes, probabilities.tolist(), strict=True))
-        hits = {code: found for code, phrases in KIND_LEXICON.items() if (found := _phrases_in(text, phrases))}
+        padded_text = f" {text} "
+        hits = {code: found for code, phrases in _KIND_PHRASES.items() if (found := _phrases_in(padded_text, phrases))}
         total = 1.0 + KIND_LEXICON_WEIGHT * len(hits)
         combined = {code: (p + (KIND_LEXICON_WEIGHT if code in hits else 0.0)) / total for code, p in scores.items()}
         best = max(combined, key=lambda code: (combined[code], code))
