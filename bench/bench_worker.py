@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from sqlalchemy import func, select
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -148,7 +149,7 @@ def count(store: Store, model: type[Complaint] | type[OutboxMessage] | type[Inbo
 
 def pending(store: Store) -> int:
     with store.read() as session:
-        query = select(func.count()).select_from(InboxMessage).where(InboxMessage.status != DONE)  # type: ignore[arg-type]
+        query = select(func.count()).select_from(InboxMessage).where(col(InboxMessage.status) != DONE)
         return int(session.execute(query).scalar_one())
 
 

@@ -64,7 +64,6 @@ from sinks.store.models import (
     IGNORED,
     PENDING,
     PROCESSING,
-    Complaint,
     InboxMessage,
     MediaFetch,
     OutboxMessage,
@@ -367,9 +366,9 @@ class Worker:
         records: list[dict[str, Any]] = []
         if parsed.ignored is None:
             for message, outcome in parsed.outcomes:
-                complaint = self._store_outcome(writes, row, parsed.adapter, message, outcome, stored_at)
-                if complaint is not None:
-                    records.append(queries.complaint_record(complaint))
+                record = self._store_outcome(writes, row, parsed.adapter, message, outcome, stored_at)
+                if record is not None:
+                    records.append(record)
         tracking_ids = [record["tracking_id"] for record in records]
         status = IGNORED if parsed.ignored is not None else DONE
         writes.finish_inbox(
@@ -388,8 +387,8 @@ class Worker:
         message: ChannelMessage,
         outcome: Outcome,
         stored_at: datetime,
-    ) -> Complaint | SimpleNamespace | None:
-        """Store what one message asks for; the complaint it made (or had made before), if any."""
+    ) -> dict[str, Any] | None:
+        """Store what one message asks for; the schema-v1 record of the complaint it made (or had made before)."""
         assert row.id is not None
         replies = self.config.replies
         session = writes.session
@@ -414,7 +413,7 @@ class Worker:
         # Only the careful pass looks first; on the fast path the unique key on (inbox_id, part) objects.
         existing = queries.complaint_for_part(session, row.id, message.part) if writes.careful else None
         if existing is not None:  # a replay of a row that already made its complaint
-            return existing
+            return queries.complaint_record(existing)
         record = outcome.record
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
@@ -441,10 +440,10 @@ class Worker:
                 writes.media(
                     queries.media_values(key, complaint.tracking_id, row.id, adapter.name, position, descriptor)
                 )
-        body = queries.complaint_record(complaint)
+        body = queries.complaint_record(complaint)  # read-only from here: the forwards and the waiting request share it
         for sink_name, key, payload in lifecycle.created_payloads(self.config, body, stored_at):
             writes.outbox(queries.outbox_values("forward", sink_name, key, payload, complaint.tracking_id))
-        return complaint
+        return body
 
     def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
         """The record with the open complaints it likely duplicates (same category and region, recent)."""

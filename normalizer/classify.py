@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +196,64 @@ def _phrases_in(padded_text: str, phrases: tuple[tuple[str, str], ...]) -> list[
     return [phrase for phrase, padded in phrases if padded in padded_text]
 
 
+# scikit-learn's own whitespace folding for char_wb n-grams.
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _word_grams(token_pattern: re.Pattern[str], max_n: int) -> Callable[[str], list[str]]:
+    """What a word analyzer with ``ngram_range=(1, max_n)`` gives, the n-grams in its order."""
+
+    def analyze(text: str) -> list[str]:
+        tokens = token_pattern.findall(text.lower())
+        grams = list(tokens)
+        for n in range(2, min(max_n, len(tokens)) + 1):
+            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return grams
+
+    return analyze
+
+
+def _char_wb_grams(min_n: int, max_n: int) -> Callable[[str], list[str]]:
+    """What a ``char_wb`` analyzer gives: each word padded with a space either side, its n-grams in order."""
+
+    def analyze(text: str) -> list[str]:
+        grams: list[str] = []
+        for word in _WHITE_SPACES.sub(" ", text.lower()).split():
+            padded = f" {word} "
+            length = len(padded)
+            for n in range(min_n, max_n + 1):
+                if n >= length:  # a word no longer than n counts once, whole
+                    grams.append(padded)
+                    break
+                grams += [padded[i : i + n] for i in range(length - n + 1)]
+        return grams
+
+    return analyze
+
+
+def analyzer_of(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
+    """The vectorizer's analyzer for one text, without scikit-learn's generic steps where ours are the same.
+
+    Only for the settings ``_features`` uses (lower-cased content, no accents stripped, no stop words,
+    no custom steps); any other vectorizer keeps its own ``build_analyzer()``. A test holds both equal.
+    """
+    plain = (
+        vectorizer.input == "content"
+        and vectorizer.lowercase
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and not vectorizer.strip_accents
+        and vectorizer.stop_words is None
+    )
+    min_n, max_n = vectorizer.ngram_range
+    if plain and vectorizer.analyzer == "word" and min_n == 1:
+        return _word_grams(re.compile(vectorizer.token_pattern), max_n)
+    if plain and vectorizer.analyzer == "char_wb":
+        return _char_wb_grams(min_n, max_n)
+    analyzer: Callable[[str], list[str]] = vectorizer.build_analyzer()
+    return analyzer
+
+
 def _features() -> FeatureUnion:
     return FeatureUnion(
         [
@@ -234,16 +292,30 @@ class Classifier:
         self.version = NORMALIZER_VERSION
         self._category_classes = [str(c) for c in category.classes_]
         self._kind_classes = [str(c) for c in kind.classes_]
-        self._parts: list[tuple[Any, dict[str, int], Any, int]] = []
-        offset = 0
-        for _, vectorizer in features.transformer_list:
-            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
-            offset += len(vectorizer.vocabulary_)
+        self._parts = self._vector_parts()
         words: TfidfVectorizer = features.transformer_list[0][1]
         self._word_names = words.get_feature_names_out()
         # Transposed once, so one text's columns are a contiguous gather.
         self._category_coef = np.ascontiguousarray(category.coef_.T)
         self._kind_coef = np.ascontiguousarray(kind.coef_.T)
+
+    def _vector_parts(self) -> list[tuple[Callable[[str], list[str]], dict[str, int], Any, int]]:
+        """Per feature part: its analyzer, vocabulary, idf weights and first column."""
+        parts: list[tuple[Callable[[str], list[str]], dict[str, int], Any, int]] = []
+        offset = 0
+        for _, vectorizer in self.features.transformer_list:
+            parts.append((analyzer_of(vectorizer), vectorizer.vocabulary_, vectorizer.idf_, offset))
+            offset += len(vectorizer.vocabulary_)
+        return parts
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The analyzers are rebuilt on loading (they are code, not data): a model cached by an older
+        # normalizer of the same version gets today's.
+        return {key: value for key, value in self.__dict__.items() if key != "_parts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._parts = self._vector_parts()
 
     @property
     def pipelines(self) -> dict[str, Pipeline]:
