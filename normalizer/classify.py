@@ -205,28 +205,29 @@ def _word_grams(token_pattern: re.Pattern[str], max_n: int) -> Callable[[str], l
 
     def analyze(text: str) -> list[str]:
         tokens = token_pattern.findall(text.lower())
-        grams = list(tokens)
-        for n in range(2, min(max_n, len(tokens)) + 1):
-            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-        return grams
+        count = len(tokens)
+        return tokens + [
+            " ".join(tokens[i : i + n]) for n in range(2, min(max_n, count) + 1) for i in range(count - n + 1)
+        ]
 
     return analyze
 
 
 def _char_wb_grams(min_n: int, max_n: int) -> Callable[[str], list[str]]:
-    """What a ``char_wb`` analyzer gives: each word padded with a space either side, its n-grams in order."""
+    """What a ``char_wb`` analyzer gives: each word padded with a space either side, its n-grams in order.
+
+    A padded word no longer than n gives itself once, at the first such n, and no longer n-grams: that is
+    the n equal to its length (one slice), or ``min_n`` when the word is shorter than that.
+    """
 
     def analyze(text: str) -> list[str]:
-        grams: list[str] = []
-        for word in _WHITE_SPACES.sub(" ", text.lower()).split():
-            padded = f" {word} "
-            length = len(padded)
-            for n in range(min_n, max_n + 1):
-                if n >= length:  # a word no longer than n counts once, whole
-                    grams.append(padded)
-                    break
-                grams += [padded[i : i + n] for i in range(length - n + 1)]
-        return grams
+        padded = [(f" {word} ", len(word) + 2) for word in _WHITE_SPACES.sub(" ", text.lower()).split()]
+        return [
+            word[i : i + n]
+            for word, length in padded
+            for n in range(min(min_n, length), min(max_n, length) + 1)
+            for i in range(length - n + 1)
+        ]
 
     return analyze
 

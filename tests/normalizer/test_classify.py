@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from gateway.config import default_categories
 from gateway.normalizer_models import HELDOUT_FILE, TRAIN_FILE, read_examples
@@ -80,7 +81,9 @@ ODD_TEXTS = [
 
 def test_the_analyzers_give_scikit_learns_n_grams(classifier: Classifier) -> None:
     texts = [e.text for e in read_examples(HELDOUT_FILE) + read_examples(TRAIN_FILE)] + ODD_TEXTS
-    for _, vectorizer in classifier.features.transformer_list:
+    # The model's two, and wider ranges than it uses (n-grams longer than most words).
+    others = [TfidfVectorizer(ngram_range=(1, 4)), TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 7))]
+    for _, vectorizer in [*classifier.features.transformer_list, *((None, other) for other in others)]:
         ours, theirs = analyzer_of(vectorizer), vectorizer.build_analyzer()
         assert not isinstance(ours, functools.partial)  # ours, not scikit-learn's own
         for text in texts:
