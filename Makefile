@@ -32,7 +32,7 @@ eval: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(filter-out bench,$(MAKECMDGOALS))
 
-soak keyset normalizer manual twilio whatsapp:
+soak keyset normalizer worker manual twilio whatsapp:
 	@:
 
 clean:

@@ -747,12 +747,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=float(os.environ.get("SOAK_RATE", "200")))
     parser.add_argument("--rows", type=int, default=int(os.environ.get("KEYSET_ROWS", "1000000")))
     parser.add_argument(
-        "what", nargs="*", help="soak | keyset | normalizer | scenario names (default: the standard runs)"
+        "what", nargs="*", help="soak | keyset | normalizer | worker | scenario names (default: the standard runs)"
     )
     args = parser.parse_args()
     args.backend_given = args.backend is not None
     args.backend = args.backend or "sqlite"
-    modes = [name for name in args.what if name in ("soak", "keyset", "normalizer")]
+    modes = [name for name in args.what if name in ("soak", "keyset", "normalizer", "worker")]
     args.scenarios = [name for name in args.what if name not in modes]
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
@@ -763,6 +763,8 @@ def main() -> None:
         keyset(args)
     elif "normalizer" in modes and not args.scenarios:
         normalizer_bench()
+    elif "worker" in modes and not args.scenarios:
+        worker_bench(args)
     else:
         throughput(args)
         if not args.what:
@@ -772,6 +774,13 @@ def main() -> None:
 def normalizer_bench() -> None:
     # Not an HTTP scenario: normalize() in its own process on one core (bench/bench_normalizer.py).
     subprocess.run([sys.executable, str(ROOT / "bench" / "bench_normalizer.py")], check=True)
+
+
+def worker_bench(args: argparse.Namespace) -> None:
+    # Not an HTTP scenario: one worker draining a filled inbox in its own process (bench/bench_worker.py).
+    for backend in [args.backend] if args.backend_given else ["sqlite", "postgresql"]:
+        command = [sys.executable, str(ROOT / "bench" / "bench_worker.py"), "--backend", backend, "--sms", "0.5"]
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

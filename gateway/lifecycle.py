@@ -607,6 +607,9 @@ def _subscribed_webhooks(config: Config, agency: str | None, signed_only: bool =
 
 def created_payloads(config: Config, record: dict[str, Any], at: datetime) -> list[tuple[str, str, dict[str, Any]]]:
     """(sink, idempotency key, payload) for a new complaint: ``complaint.created`` to the feeds."""
+    sinks = _subscribed_webhooks(config, None, signed_only=False)
+    if not sinks:  # most installations: nothing to build for every complaint the worker stores
+        return []
     event = {
         "id": f"evt_created_{record['tracking_id']}",
         "tracking_id": record["tracking_id"],
@@ -621,7 +624,7 @@ def created_payloads(config: Config, record: dict[str, Any], at: datetime) -> li
     signed = webhook_body("complaint.created", event, record)
     return [
         (sink.name, f"forward:{sink.name}:{record['tracking_id']}", signed if sink.secret is not None else record)
-        for sink in _subscribed_webhooks(config, None, signed_only=False)
+        for sink in sinks
     ]
 
 

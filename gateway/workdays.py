@@ -7,7 +7,7 @@ weekends count as days off, and that is logged once per year so an operator know
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -44,7 +44,13 @@ def add_working_days(day: date, days: int) -> date:
 
 def due_after(at: datetime, days: int, zone: ZoneInfo) -> datetime:
     """End of the ``days``-th working day after ``at`` (local midnight that follows it), in UTC."""
-    last = add_working_days(at.astimezone(zone).date(), days)
+    return _due_after_day(at.astimezone(zone).date(), days, zone)
+
+
+@lru_cache(maxsize=256)
+def _due_after_day(day: date, days: int, zone: ZoneInfo) -> datetime:
+    # One answer per local day: the worker asks it for every complaint it stores, nearly always for today.
+    last = add_working_days(day, days)
     return datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
 
 

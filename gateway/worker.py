@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -39,7 +40,7 @@ import httpx
 import structlog
 import tenacity
 import uvloop
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, Update, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
 from channels.base import ChannelAdapter, ChannelContext, Reply
@@ -63,10 +64,10 @@ from sinks.store.models import (
     IGNORED,
     PENDING,
     PROCESSING,
-    Complaint,
     InboxMessage,
     MediaFetch,
     OutboxMessage,
+    UTCDateTime,
     utcnow,
 )
 
@@ -76,6 +77,7 @@ Row = TypeVar("Row", InboxMessage, OutboxMessage, MediaFetch)
 # A batch's sends share a few kept-alive connections: httpcore looks at every pooled connection for each
 # request, so 50 connections cost more than they bring (py-spy: a sixth of the worker's time).
 SEND_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+REPLY_FIELDS = fields(Reply)
 # How long an outbox batch waits for its sends before it records those done and leaves the rest running.
 OUTBOX_BATCH_WAIT_S = 2.0
 # Sends in flight to one target: a target that hangs holds at most this many of SEND_LIMITS' connections.
@@ -96,32 +98,60 @@ def describe_error(exc: BaseException) -> tuple[str, str, bool]:
     return type(exc).__name__, message[:2000], retryable
 
 
-def claim(store: Store, model: type[Row], limit: int, lease_s: float) -> list[Row]:
-    """Lease due rows: pending ones whose time has come, and processing ones whose lease ran out."""
-    now = utcnow()
-    token = uuid.uuid4().hex
+@functools.cache
+def _claim_statements(model: type[Row], is_postgres: bool) -> tuple[Select[Any], Update]:
+    """A queue table's "anything due?" probe and its claim, built once per process (their values are bound).
+
+    Built per call they cost more than the claim itself: constructing the expressions and their cache keys.
+    """
     table: Any = model
+    now = bindparam("b_now", type_=UTCDateTime())
     is_due = or_(
         (table.status == PENDING) & (table.next_attempt_at <= now),
         (table.status == PROCESSING) & (table.lease_until < now),
     )
-    # Most rounds find nothing in one of the two tables: a read says so without taking the write lock
-    # (on SQLite an empty claim still queued behind the inbox writer; it was half the worker's time).
-    with store.read() as session:
-        if session.execute(select(table.id).where(is_due).limit(1)).first() is None:
-            return []
-    due = select(table.id).where(is_due).order_by(table.next_attempt_at, table.id).limit(limit)
-    if store.is_postgres:
+    probe = select(table.id).where(is_due).limit(1)
+    due = select(table.id).where(is_due).order_by(table.next_attempt_at, table.id).limit(bindparam("b_limit"))
+    if is_postgres:
         due = due.with_for_update(skip_locked=True)
     claimed = (
         update(table)
         .where(table.id.in_(due.scalar_subquery()))
-        .values(status=PROCESSING, claim_token=token, lease_until=now + timedelta(seconds=lease_s))
+        .values(
+            status=PROCESSING,
+            claim_token=bindparam("b_token"),
+            lease_until=bindparam("b_lease_until", type_=UTCDateTime()),
+        )
         .returning(table)
+        # A fresh session holds no rows to keep in step: the leased ones come back through RETURNING.
+        .execution_options(synchronize_session=False)
     )
+    return probe, claimed
+
+
+def claim(store: Store, model: type[Row], limit: int, lease_s: float, probe: bool = True) -> list[Row]:
+    """Lease due rows: pending ones whose time has come, and processing ones whose lease ran out.
+
+    ``probe=False`` skips the read that first asks whether anything is due (a worker whose last claim
+    came back full expects more).
+    """
+    now = utcnow()
+    first, claimed = _claim_statements(model, store.is_postgres)
+    # Most rounds find nothing in one of the two tables: a read says so without taking the write lock
+    # (on SQLite an empty claim still queued behind the inbox writer; it was half the worker's time).
+    if probe:
+        with store.read() as session:
+            if session.execute(first, {"b_now": now}).first() is None:
+                return []
+    values = {
+        "b_now": now,
+        "b_limit": limit,
+        "b_token": uuid.uuid4().hex,
+        "b_lease_until": now + timedelta(seconds=lease_s),
+    }
     # A claim lost in a power cut costs nothing (the rows are due again), so it does not wait for the disk.
     with store.write(durable=False) as session:
-        rows: list[Row] = sorted(session.execute(claimed).scalars(), key=lambda row: row.id or 0)
+        rows: list[Row] = sorted(session.execute(claimed, values).scalars(), key=lambda row: row.id or 0)
     return rows
 
 
@@ -203,11 +233,15 @@ class Worker:
         self._stragglers: set[asyncio.Future[None]] = set()
         self._next_purge = 0.0  # monotonic time of the next retention purge: the first run_once does one
         self._target_turns: dict[str, asyncio.Semaphore] = {}
+        self._inbox_was_full = False  # the last inbox claim came back with a whole batch
 
     # ---- inbox -------------------------------------------------------------------------------
 
     async def process_inbox_batch(self) -> int:
-        rows = claim(self.store, InboxMessage, self.config.worker.batch_size, self.config.worker.lease_s)
+        size = self.config.worker.batch_size
+        # A full batch means more are likely waiting: the next claim goes straight to the write.
+        rows = claim(self.store, InboxMessage, size, self.config.worker.lease_s, probe=not self._inbox_was_full)
+        self._inbox_was_full = len(rows) == size
         if not rows:
             return 0
         parsed = [await self._parse(row) for row in rows]
@@ -332,9 +366,9 @@ class Worker:
         records: list[dict[str, Any]] = []
         if parsed.ignored is None:
             for message, outcome in parsed.outcomes:
-                complaint = self._store_outcome(writes, row, parsed.adapter, message, outcome, stored_at)
-                if complaint is not None:
-                    records.append(queries.complaint_record(complaint))
+                record = self._store_outcome(writes, row, parsed.adapter, message, outcome, stored_at)
+                if record is not None:
+                    records.append(record)
         tracking_ids = [record["tracking_id"] for record in records]
         status = IGNORED if parsed.ignored is not None else DONE
         writes.finish_inbox(
@@ -353,8 +387,8 @@ class Worker:
         message: ChannelMessage,
         outcome: Outcome,
         stored_at: datetime,
-    ) -> Complaint | SimpleNamespace | None:
-        """Store what one message asks for; the complaint it made (or had made before), if any."""
+    ) -> dict[str, Any] | None:
+        """Store what one message asks for; the schema-v1 record of the complaint it made (or had made before)."""
         assert row.id is not None
         replies = self.config.replies
         session = writes.session
@@ -379,7 +413,7 @@ class Worker:
         # Only the careful pass looks first; on the fast path the unique key on (inbox_id, part) objects.
         existing = queries.complaint_for_part(session, row.id, message.part) if writes.careful else None
         if existing is not None:  # a replay of a row that already made its complaint
-            return existing
+            return queries.complaint_record(existing)
         record = outcome.record
         parent = self._parent(writes, adapter, message, record.parent_tracking_id, row.received_at)
         if parent != record.parent_tracking_id:
@@ -406,10 +440,10 @@ class Worker:
                 writes.media(
                     queries.media_values(key, complaint.tracking_id, row.id, adapter.name, position, descriptor)
                 )
-        body = queries.complaint_record(complaint)
+        body = queries.complaint_record(complaint)  # read-only from here: the forwards and the waiting request share it
         for sink_name, key, payload in lifecycle.created_payloads(self.config, body, stored_at):
             writes.outbox(queries.outbox_values("forward", sink_name, key, payload, complaint.tracking_id))
-        return complaint
+        return body
 
     def _related(self, writes: BatchWrites, record: ComplaintRecord) -> ComplaintRecord:
         """The record with the open complaints it likely duplicates (same category and region, recent)."""
@@ -714,7 +748,8 @@ def _key(row: InboxMessage) -> tuple[str, str, str]:
 
 
 def _reply_payload(reply: Reply) -> dict[str, Any]:
-    payload = asdict(reply)
+    # The fields as they are, not asdict's deep copy: the payload is only ever written out as JSON.
+    payload = {each.name: getattr(reply, each.name) for each in REPLY_FIELDS}
     payload["extra"] = dict(reply.extra)
     return payload
 

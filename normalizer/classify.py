@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,9 +182,77 @@ def parse_examples(lines: Iterable[str]) -> list[Example]:
     return examples
 
 
-def _phrases_in(text: str, phrases: Sequence[str]) -> list[str]:
-    padded = f" {text} "
-    return [p for p in phrases if f" {p} " in padded]
+def _padded(lexicon: dict[str, tuple[str, ...]]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each phrase with the spaces it must have around it in a text, built once rather than per text."""
+    return {code: tuple((phrase, f" {phrase} ") for phrase in phrases) for code, phrases in lexicon.items()}
+
+
+_CATEGORY_PHRASES = _padded(CATEGORY_LEXICON)
+_KIND_PHRASES = _padded(KIND_LEXICON)
+
+
+def _phrases_in(padded_text: str, phrases: tuple[tuple[str, str], ...]) -> list[str]:
+    """The phrases found as whole words in a text; ``padded_text`` is the text with a space either side."""
+    return [phrase for phrase, padded in phrases if padded in padded_text]
+
+
+# scikit-learn's own whitespace folding for char_wb n-grams.
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+def _word_grams(token_pattern: re.Pattern[str], max_n: int) -> Callable[[str], list[str]]:
+    """What a word analyzer with ``ngram_range=(1, max_n)`` gives, the n-grams in its order."""
+
+    def analyze(text: str) -> list[str]:
+        tokens = token_pattern.findall(text.lower())
+        count = len(tokens)
+        return tokens + [
+            " ".join(tokens[i : i + n]) for n in range(2, min(max_n, count) + 1) for i in range(count - n + 1)
+        ]
+
+    return analyze
+
+
+def _char_wb_grams(min_n: int, max_n: int) -> Callable[[str], list[str]]:
+    """What a ``char_wb`` analyzer gives: each word padded with a space either side, its n-grams in order.
+
+    A padded word no longer than n gives itself once, at the first such n, and no longer n-grams: that is
+    the n equal to its length (one slice), or ``min_n`` when the word is shorter than that.
+    """
+
+    def analyze(text: str) -> list[str]:
+        padded = [(f" {word} ", len(word) + 2) for word in _WHITE_SPACES.sub(" ", text.lower()).split()]
+        return [
+            word[i : i + n]
+            for word, length in padded
+            for n in range(min(min_n, length), min(max_n, length) + 1)
+            for i in range(length - n + 1)
+        ]
+
+    return analyze
+
+
+def analyzer_of(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
+    """The vectorizer's analyzer for one text, without scikit-learn's generic steps where ours are the same.
+
+    Only for the settings ``_features`` uses (lower-cased content, no accents stripped, no stop words,
+    no custom steps); any other vectorizer keeps its own ``build_analyzer()``. A test holds both equal.
+    """
+    plain = (
+        vectorizer.input == "content"
+        and vectorizer.lowercase
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and not vectorizer.strip_accents
+        and vectorizer.stop_words is None
+    )
+    min_n, max_n = vectorizer.ngram_range
+    if plain and vectorizer.analyzer == "word" and min_n == 1:
+        return _word_grams(re.compile(vectorizer.token_pattern), max_n)
+    if plain and vectorizer.analyzer == "char_wb":
+        return _char_wb_grams(min_n, max_n)
+    analyzer: Callable[[str], list[str]] = vectorizer.build_analyzer()
+    return analyzer
 
 
 def _features() -> FeatureUnion:
@@ -225,16 +293,30 @@ class Classifier:
         self.version = NORMALIZER_VERSION
         self._category_classes = [str(c) for c in category.classes_]
         self._kind_classes = [str(c) for c in kind.classes_]
-        self._parts: list[tuple[Any, dict[str, int], Any, int]] = []
-        offset = 0
-        for _, vectorizer in features.transformer_list:
-            self._parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
-            offset += len(vectorizer.vocabulary_)
+        self._parts = self._vector_parts()
         words: TfidfVectorizer = features.transformer_list[0][1]
         self._word_names = words.get_feature_names_out()
         # Transposed once, so one text's columns are a contiguous gather.
         self._category_coef = np.ascontiguousarray(category.coef_.T)
         self._kind_coef = np.ascontiguousarray(kind.coef_.T)
+
+    def _vector_parts(self) -> list[tuple[Callable[[str], list[str]], dict[str, int], Any, int]]:
+        """Per feature part: its analyzer, vocabulary, idf weights and first column."""
+        parts: list[tuple[Callable[[str], list[str]], dict[str, int], Any, int]] = []
+        offset = 0
+        for _, vectorizer in self.features.transformer_list:
+            parts.append((analyzer_of(vectorizer), vectorizer.vocabulary_, vectorizer.idf_, offset))
+            offset += len(vectorizer.vocabulary_)
+        return parts
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The analyzers are rebuilt on loading (they are code, not data): a model cached by an older
+        # normalizer of the same version gets today's.
+        return {key: value for key, value in self.__dict__.items() if key != "_parts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._parts = self._vector_parts()
 
     @property
     def pipelines(self) -> dict[str, Pipeline]:
@@ -246,21 +328,24 @@ class Classifier:
 
     def vector(self, text: str) -> tuple[Any, Any]:
         """Column indices and TF-IDF values of ``text``: sublinear tf times idf, L2-normalised per part."""
-        columns: list[int] = []
-        values: list[float] = []
+        columns: list[Any] = []
+        values: list[Any] = []
         for analyzer, vocabulary, idf, offset in self._parts:
             # map and Counter run in C: one text's few hundred n-grams without a Python loop.
             counts = Counter(map(vocabulary.get, analyzer(text)))
             counts.pop(None, None)
             if not counts:
                 continue
-            found = np.array(list(counts.keys()), dtype=np.int64)
-            tf = 1.0 + np.log(np.array(list(counts.values()), dtype=np.float64))
+            found = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
             weights = tf * idf[found]
             weights /= np.sqrt(np.dot(weights, weights))
-            columns.extend((found + offset).tolist())
-            values.extend(weights.tolist())
-        return np.asarray(columns, dtype=np.int64), np.asarray(values, dtype=np.float64)
+            columns.append(found + offset)
+            values.append(weights)
+        if not columns:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        # Joined as arrays: the same numbers in the same order as through Python lists, without the round trip.
+        return np.concatenate(columns), np.concatenate(values)
 
     @staticmethod
     def _probabilities(model: LogisticRegression, coef_t: Any, columns: Any, values: Any) -> Any:
@@ -279,9 +364,10 @@ class Classifier:
         probabilities = self._probabilities(self.category_model, self._category_coef, columns, values)
         scores = dict(zip(self._category_classes, probabilities.tolist(), strict=True))
         hits: dict[str, list[str]] = {}
-        for code, phrases in CATEGORY_LEXICON.items():
+        padded_text = f" {text} "
+        for code, phrases in _CATEGORY_PHRASES.items():
             if code in scores:
-                found = _phrases_in(text, phrases)
+                found = _phrases_in(padded_text, phrases)
                 if found:
                     hits[code] = found
         total = 1.0 + LEXICON_WEIGHT * len(hits)
@@ -298,7 +384,8 @@ class Classifier:
         columns, values = vector if vector is not None else self.vector(text)
         probabilities = self._probabilities(self.kind_model, self._kind_coef, columns, values)
         scores = dict(zip(self._kind_classes, probabilities.tolist(), strict=True))
-        hits = {code: found for code, phrases in KIND_LEXICON.items() if (found := _phrases_in(text, phrases))}
+        padded_text = f" {text} "
+        hits = {code: found for code, phrases in _KIND_PHRASES.items() if (found := _phrases_in(padded_text, phrases))}
         total = 1.0 + KIND_LEXICON_WEIGHT * len(hits)
         combined = {code: (p + (KIND_LEXICON_WEIGHT if code in hits else 0.0)) / total for code, p in scores.items()}
         best = max(combined, key=lambda code: (combined[code], code))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 DEFAULT_REGION = "ID"
 
 
+# A pure function of a string, asked twice per SMS (the channel's sender, then the record's reporter) and again
+# for every message of a returning citizen: phonenumbers' parse is the dearest step of reading an SMS.
+@functools.lru_cache(maxsize=4096)
 def to_e164(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     """``0812…``, ``62812…``, ``+62 812-…`` → ``+62812…``; None when it is no number.
 

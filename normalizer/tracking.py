@@ -15,8 +15,18 @@ TRACKING_ID_PATTERN = re.compile(rf"\b(?:LPR[-\s]?)?({_ID_BODY})\b", re.IGNORECA
 _STRICT = re.compile(rf"\bLPR[-\s]?({_ID_BODY})\b", re.IGNORECASE)
 
 
-def new_tracking_id(choice: Callable[[str], str] = secrets.choice, length: int = LENGTH) -> str:
-    """A fresh random id; the store retries (and grows ``length``) on a conflict."""
+# 32 symbols divide 256: a random byte modulo 32 is each symbol with the same chance.
+assert 256 % len(ALPHABET) == 0
+
+
+def new_tracking_id(choice: Callable[[str], str] | None = None, length: int = LENGTH) -> str:
+    """A fresh random id; the store retries (and grows ``length``) on a conflict.
+
+    By default from the system's randomness, read once for the whole id (``secrets.choice`` per symbol
+    asks the kernel once per symbol); ``choice`` draws each symbol instead (a test's seeded ``Random``).
+    """
+    if choice is None:
+        return PREFIX + "".join(ALPHABET[byte % len(ALPHABET)] for byte in secrets.token_bytes(length))
     return PREFIX + "".join(choice(ALPHABET) for _ in range(length))
 
 

@@ -9,12 +9,13 @@ alone. Both paths write exactly the same rows.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
-from sqlmodel import Session, col
+from sqlalchemy import Table, Update, bindparam, insert, update
+from sqlmodel import Session
 
 from normalizer.tracking import new_tracking_id
 from sinks.store import queries
@@ -24,6 +25,25 @@ from sinks.store.models import PROCESSING, Complaint, InboxMessage, MediaFetch, 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _MEDIA: Table = MediaFetch.__table__  # type: ignore[attr-defined]
+_INBOX: Table = InboxMessage.__table__  # type: ignore[attr-defined]
+# Built once: a statement made afresh for every flush costs its construction and its cache key each time.
+_INSERT_COMPLAINTS = insert(_COMPLAINTS)
+_INSERT_OUTBOX = insert(_OUTBOX)
+_INSERT_MEDIA = insert(_MEDIA)
+
+
+@functools.cache
+def _finish_inbox_statement(columns: tuple[str, ...]) -> Update:
+    """Mark a batch's inbox rows (``b_ids``) with values for ``columns``, while they are still ours."""
+    return (
+        update(_INBOX)
+        .where(
+            _INBOX.c.id.in_(bindparam("b_ids", expanding=True)),
+            _INBOX.c.claim_token == bindparam("b_token"),
+            _INBOX.c.status == PROCESSING,
+        )
+        .values(lease_until=None, claim_token=None, **{name: bindparam(f"b_{name}") for name in columns})
+    )
 
 
 class LeaseLost(Exception):
@@ -135,24 +155,18 @@ class BatchWrites:
     def flush(self) -> None:
         """Send what was collected; a read that must see this batch's rows calls it first."""
         if self._complaints:
-            self.session.execute(insert(_COMPLAINTS), self._complaints)
+            self.session.execute(_INSERT_COMPLAINTS, self._complaints)
             self._complaints = []
         if self._outbox:
-            self.session.execute(insert(_OUTBOX), self._outbox)
+            self.session.execute(_INSERT_OUTBOX, self._outbox)
             self._outbox = []
         if self._media:
-            self.session.execute(insert(_MEDIA), self._media)
+            self.session.execute(_INSERT_MEDIA, self._media)
             self._media = []
         for (token, values), ids in self._finished.items():
-            result = self.session.execute(
-                update(InboxMessage)
-                .where(
-                    col(InboxMessage.id).in_(ids),
-                    col(InboxMessage.claim_token) == token,
-                    col(InboxMessage.status) == PROCESSING,
-                )
-                .values(lease_until=None, claim_token=None, **dict(values))
-            )
+            statement = _finish_inbox_statement(tuple(name for name, _ in values))
+            parameters = {"b_ids": ids, "b_token": token, **{f"b_{name}": value for name, value in values}}
+            result = self.session.execute(statement, parameters)
             if result.rowcount != len(ids):  # type: ignore[attr-defined]
                 raise LeaseLost(f"{len(ids) - result.rowcount} inbox rows were taken by another worker")  # type: ignore[attr-defined]
         self._finished.clear()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -68,6 +70,26 @@ def normalize_url(url: str) -> str:
 def _json(value: Any) -> str:
     """JSON columns (raw headers, outbox payloads, attachments) written by orjson: the worker writes many."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# Integers orjson would read as floats (past 64 bits) have 19 digits or more; such a column is read by json.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def _json_loads(value: str | bytes) -> Any:
+    """JSON columns read by orjson (every claimed inbox row's meta and headers), with the stdlib's answer always.
+
+    Where the two could differ the stdlib reads it: integers past 64 bits (orjson gives a float), and what
+    orjson refuses (NaN, a lone surrogate, text that is not UTF-8) but ``json.loads`` accepts.
+    """
+    long_digits = _LONG_DIGITS.search(value) if isinstance(value, str) else _LONG_DIGITS_BYTES.search(value)
+    if long_digits is None:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -206,15 +228,22 @@ def open_store(url: str, echo: bool = False) -> Store:
             max_overflow=20,
             connect_args=connect_args,
             json_serializer=_json,
+            json_deserializer=_json_loads,
         )
         return Store(url=url, engine=engine, read_engine=engine)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     connect_args = {"check_same_thread": False, "timeout": 10}
-    engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
-    lazy_engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
-    read_engine = create_engine(url, echo=echo, connect_args=connect_args, json_serializer=_json)
+    engine = create_engine(
+        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
+    )
+    lazy_engine = create_engine(
+        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
+    )
+    read_engine = create_engine(
+        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
+    )
     for each in (engine, lazy_engine, read_engine):
         event.listen(each, "connect", _sqlite_pragmas)
     event.listen(lazy_engine, "connect", _sqlite_no_fsync)

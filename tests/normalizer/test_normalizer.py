@@ -83,6 +83,14 @@ def test_tracking_ids_avoid_confusable_symbols() -> None:
     assert not set(ALPHABET) & set("0O1I")
 
 
+def test_fresh_tracking_ids_use_every_symbol_of_the_alphabet_and_only_those() -> None:
+    ids = [new_tracking_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(tracking_id.startswith("LPR-") and len(tracking_id) == 10 for tracking_id in ids)
+    assert {symbol for tracking_id in ids for symbol in tracking_id[4:]} == set(ALPHABET)
+    assert len(new_tracking_id(length=8)) == 12
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
