@@ -196,65 +196,6 @@ def _phrases_in(padded_text: str, phrases: tuple[tuple[str, str], ...]) -> list[
     return [phrase for phrase, padded in phrases if padded in padded_text]
 
 
-# scikit-learn's own whitespace folding for char_wb n-grams.
-_WHITE_SPACES = re.compile(r"\s\s+")
-
-
-def _word_grams(token_pattern: re.Pattern[str], max_n: int) -> Callable[[str], list[str]]:
-    """What a word analyzer with ``ngram_range=(1, max_n)`` gives, the n-grams in its order."""
-
-    def analyze(text: str) -> list[str]:
-        tokens = token_pattern.findall(text.lower())
-        count = len(tokens)
-        return tokens + [
-            " ".join(tokens[i : i + n]) for n in range(2, min(max_n, count) + 1) for i in range(count - n + 1)
-        ]
-
-    return analyze
-
-
-def _char_wb_grams(min_n: int, max_n: int) -> Callable[[str], list[str]]:
-    """What a ``char_wb`` analyzer gives: each word padded with a space either side, its n-grams in order.
-
-    A padded word no longer than n gives itself once, at the first such n, and no longer n-grams: that is
-    the n equal to its length (one slice), or ``min_n`` when the word is shorter than that.
-    """
-
-    def analyze(text: str) -> list[str]:
-        padded = [(f" {word} ", len(word) + 2) for word in _WHITE_SPACES.sub(" ", text.lower()).split()]
-        return [
-            word[i : i + n]
-            for word, length in padded
-            for n in range(min(min_n, length), min(max_n, length) + 1)
-            for i in range(length - n + 1)
-        ]
-
-    return analyze
-
-
-def analyzer_of(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:
-    """The vectorizer's analyzer for one text, without scikit-learn's generic steps where ours are the same.
-
-    Only for the settings ``_features`` uses (lower-cased content, no accents stripped, no stop words,
-    no custom steps); any other vectorizer keeps its own ``build_analyzer()``. A test holds both equal.
-    """
-    plain = (
-        vectorizer.input == "content"
-        and vectorizer.lowercase
-        and vectorizer.preprocessor is None
-        and vectorizer.tokenizer is None
-        and not vectorizer.strip_accents
-        and vectorizer.stop_words is None
-    )
-    min_n, max_n = vectorizer.ngram_range
-    if plain and vectorizer.analyzer == "word" and min_n == 1:
-        return _word_grams(re.compile(vectorizer.token_pattern), max_n)
-    if plain and vectorizer.analyzer == "char_wb":
-        return _char_wb_grams(min_n, max_n)
-    analyzer: Callable[[str], list[str]] = vectorizer.build_analyzer()
-    return analyzer
-
-
 def _features() -> FeatureUnion:
     return FeatureUnion(
         [
@@ -305,7 +246,7 @@ class Classifier:
         parts: list[tuple[Callable[[str], list[str]], dict[str, int], Any, int]] = []
         offset = 0
         for _, vectorizer in self.features.transformer_list:
-            parts.append((analyzer_of(vectorizer), vectorizer.vocabulary_, vectorizer.idf_, offset))
+            parts.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
             offset += len(vectorizer.vocabulary_)
         return parts
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from gateway.config import default_categories
 from gateway.normalizer_models import HELDOUT_FILE, TRAIN_FILE, read_examples
-from normalizer.classify import Classifier, analyzer_of, priority, train
+from normalizer.classify import Classifier, priority, train
 from normalizer.evaluate import evaluate
 from normalizer.slang import expand
 from normalizer.understand import Understanding
@@ -67,30 +64,6 @@ def test_fast_path_gives_scikit_learns_probabilities(classifier: Classifier) -> 
 
 # Spellings the held-out file may lack: runs of spaces, tabs and newlines, one-letter words, non-breaking and
 # other Unicode spaces, capitals and accents, nothing at all.
-ODD_TEXTS = [
-    "",
-    "   ",
-    "a",
-    "a b  c\t\td\n\ne",
-    "Lampu\u00a0jalan\u2003MATI  di\x1cgang 5",
-    "É è ü ß ĲSSEL Jl. Merdeka No.10, RT 03/RW 05",
-    "x" * 40,
-    "jalan   berlubang,\r\nsudah 3 bulan!!! @pemkot #rusak",
-]
-
-
-def test_the_analyzers_give_scikit_learns_n_grams(classifier: Classifier) -> None:
-    texts = [e.text for e in read_examples(HELDOUT_FILE) + read_examples(TRAIN_FILE)] + ODD_TEXTS
-    # The model's two, and wider ranges than it uses (n-grams longer than most words).
-    others = [TfidfVectorizer(ngram_range=(1, 4)), TfidfVectorizer(analyzer="char_wb", ngram_range=(4, 7))]
-    for _, vectorizer in [*classifier.features.transformer_list, *((None, other) for other in others)]:
-        ours, theirs = analyzer_of(vectorizer), vectorizer.build_analyzer()
-        assert not isinstance(ours, functools.partial)  # ours, not scikit-learn's own
-        for text in texts:
-            assert ours(expand(text)) == theirs(expand(text))
-            assert ours(text) == theirs(text)
-
-
 def test_decisions_name_the_words_that_made_them(classifier: Classifier) -> None:
     category = classifier.category(expand("jukir liar narik 5rb gk kasih karcis"))
     assert category.code == "parkir"
