@@ -77,11 +77,48 @@ def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/complaints", status_code=201, responses={201: {"model": record_schema.ComplaintRecord}})
-async def create_complaint(
-    request: Request, principal: Agent, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
-) -> JSONResponse:
-    """Enter a report that came by phone, radio, walk-in or social media; answers with its schema-v1 record."""
+IDEMPOTENCY_KEY_MAX = 200
+_agent = requires("agent")
+# The manual-entry route reads its header and body itself (below); what FastAPI would have documented
+# from the parameters is said here, so /docs still shows the token, the key and the body.
+_ENTRY_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": manual.ManualEntry.model_json_schema()}},
+    },
+}
+
+
+@router.post(
+    "/complaints",
+    status_code=201,
+    responses={201: {"model": record_schema.ComplaintRecord}},
+    openapi_extra=_ENTRY_OPENAPI,
+)
+async def create_complaint(request: Request) -> JSONResponse:
+    """Enter a report that came by phone, radio, walk-in or social media; answers with its schema-v1 record.
+
+    The hottest route an agent calls: it takes the plain request rather than FastAPI's dependency and
+    header parameters, which cost a quarter of its time in the app (`make bench manual`).
+    """
+    principal = await _agent(request, request.headers.get("authorization"))
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        problem = {
+            "loc": ["header", "idempotency-key"],
+            "msg": f"String should have at most {IDEMPOTENCY_KEY_MAX} characters",
+            "type": "string_too_long",
+        }
+        return JSONResponse({"detail": [problem]}, status_code=422)
     gateway = _gateway(request)
     raw = await request.body()  # gateway.limits.BodyLimit has refused it already if over http.max_body_bytes
     try:

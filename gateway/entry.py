@@ -121,15 +121,13 @@ async def _wait_for_worker(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ENTRY_WAIT_S
-    while True:
-        try:
-            completion = await asyncio.wait_for(asyncio.shield(completed), min(STORE_CHECK_S, ENTRY_WAIT_S))
-            break
-        except TimeoutError:
-            if gateway.store.health.is_down:
-                return None
-            if loop.time() >= deadline:
-                return await _look_once(gateway, inbox_id)
+    # asyncio.wait leaves the future alone when it times out (wait_for would need a shield and a task).
+    while not (await asyncio.wait((completed,), timeout=min(STORE_CHECK_S, ENTRY_WAIT_S)))[0]:
+        if gateway.store.health.is_down:
+            return None
+        if loop.time() >= deadline:
+            return await _look_once(gateway, inbox_id)
+    completion = completed.result()
     if completion.status == DONE and completion.records:
         return STORED, completion.records[0]
     return await _look_once(gateway, inbox_id)

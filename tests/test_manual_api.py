@@ -96,6 +96,26 @@ def test_idempotency_key_reused_with_another_body_is_refused(client: TestClient,
     assert "Idempotency-Key" in other.json()["detail"]
 
 
+def test_an_idempotency_key_over_200_characters_is_422_naming_the_header(
+    client: TestClient, agent_token: str
+) -> None:
+    response = post(client, agent_token, ENTRY, **{"Idempotency-Key": "k" * 201})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert post(client, agent_token, ENTRY, **{"Idempotency-Key": "k" * 200}).status_code == 201
+
+
+def test_the_api_docs_still_describe_the_entry_route(client: TestClient) -> None:
+    # The route reads its headers and body itself; its OpenAPI says what it takes.
+    operation = client.get("/openapi.json").json()["paths"]["/api/v1/complaints"]["post"]
+
+    assert {p["name"] for p in operation["parameters"]} == {"Authorization", "Idempotency-Key"}
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"body", "source", "category", "reporter"} <= set(schema["properties"])
+    assert schema["required"] == ["body", "source"]
+
+
 def test_missing_token_is_401(client: TestClient) -> None:
     response = client.post("/api/v1/complaints", json=ENTRY)
     assert response.status_code == 401
