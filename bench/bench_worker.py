@@ -29,18 +29,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-import psycopg
 from sqlalchemy import func, select
 from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench import database  # noqa: E402
 from channels.base import InboxItem  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import Config, parse_config  # noqa: E402
@@ -50,25 +48,8 @@ from gateway.normalizer_models import model_path  # noqa: E402
 from sinks.store.db import Store, open_store, upgrade  # noqa: E402
 from sinks.store.models import DONE, Complaint, InboxMessage, OutboxMessage, utcnow  # noqa: E402
 
-POSTGRES_URL = os.environ.get("LAPOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # The trained model outlives a run: training takes minutes on a busy machine, loading a second.
 MODEL_CACHE = Path(tempfile.gettempdir()) / "lapor-bench-worker" / "model.pkl"
-
-
-@contextmanager
-def database(backend: str, directory: Path) -> Iterator[str]:
-    """A fresh store for one run: a SQLite file, or a PostgreSQL schema of its own (dropped after)."""
-    if backend == "sqlite":
-        yield f"sqlite:///{directory}/bench.db"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def manual_item(number: int, run: str) -> InboxItem:

@@ -96,9 +96,7 @@ def test_idempotency_key_reused_with_another_body_is_refused(client: TestClient,
     assert "Idempotency-Key" in other.json()["detail"]
 
 
-def test_an_idempotency_key_over_200_characters_is_422_naming_the_header(
-    client: TestClient, agent_token: str
-) -> None:
+def test_an_idempotency_key_over_200_characters_is_422_naming_the_header(client: TestClient, agent_token: str) -> None:
     response = post(client, agent_token, ENTRY, **{"Idempotency-Key": "k" * 201})
 
     assert response.status_code == 422
