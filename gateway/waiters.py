@@ -70,8 +70,11 @@ async def follow_store(waiters: Waiters, store: Store, wake: asyncio.Event, inte
     set (a worker's announcement at its batch's commit, so once per batch) or after ``interval_s``.
     """
     while True:
+        # Not asyncio.wait_for: on Python 3.11 a cancel that arrives as ``wake`` is set is swallowed by it,
+        # and this loop then outlives the shutdown that cancelled it (the app's lifespan waited forever).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+            async with asyncio.timeout(interval_s):
+                await wake.wait()
         wake.clear()
         keys = waiters.keys()
         if keys:
