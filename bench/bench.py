@@ -98,10 +98,10 @@ channels:
 """
 
 
-def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
-    """An inbound SMS webhook signed the way Twilio signs it (HMAC-SHA1 of the public URL + sorted form)."""
-    sid = f"SMbench{ctx['run']}x{number}"
-    params = {
+def twilio_form(number: int, run: str) -> dict[str, str]:
+    """The form of Twilio's inbound-SMS webhook for the n-th bench message (also bench_worker's SMS rows)."""
+    sid = f"SMbench{run}x{number}"
+    return {
         "MessageSid": sid,
         "SmsSid": sid,
         "AccountSid": "ACbench0000000000000000000000000000",
@@ -113,6 +113,11 @@ def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
         "SmsStatus": "received",
         "ApiVersion": "2010-04-01",
     }
+
+
+def twilio_request(number: int, ctx: dict[str, Any]) -> Request:
+    """An inbound SMS webhook signed the way Twilio signs it (HMAC-SHA1 of the public URL + sorted form)."""
+    params = twilio_form(number, str(ctx["run"]))
     url = f"{ctx['public_url']}/webhooks/twilio"
     signature = RequestValidator(BENCH_TWILIO_TOKEN).compute_signature(url, params)
     return Request(

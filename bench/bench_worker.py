@@ -38,7 +38,7 @@ from sqlmodel import col
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench import database  # noqa: E402
+from bench.bench import database, twilio_form  # noqa: E402
 from channels.base import InboxItem  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import Config, parse_config  # noqa: E402
@@ -68,23 +68,11 @@ def manual_item(number: int, run: str) -> InboxItem:
 
 def sms_item(number: int, run: str) -> InboxItem:
     """What Twilio's SMS webhook puts in the inbox for bench.py's twilio scenario."""
-    sid = f"SMbench{run}x{number}"
-    params = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "AccountSid": "ACbench0000000000000000000000000000",
-        "From": f"+62812{number % 10**7:07d}",
-        "To": "+14155550123",
-        "Body": f"LAPOR jalan berlubang di gang {number}",
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-    }
+    params = twilio_form(number, run)
     return InboxItem(
         channel="sms",
         provider="twilio",
-        external_id=sid,
+        external_id=params["MessageSid"],
         raw=urlencode(params).encode(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
