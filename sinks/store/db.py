@@ -235,15 +235,13 @@ def open_store(url: str, echo: bool = False) -> Store:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     connect_args = {"check_same_thread": False, "timeout": 10}
-    engine = create_engine(
-        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
-    )
-    lazy_engine = create_engine(
-        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
-    )
-    read_engine = create_engine(
-        url, echo=echo, connect_args=connect_args, json_serializer=_json, json_deserializer=_json_loads
-    )
+    options: dict[str, Any] = {
+        "echo": echo,
+        "connect_args": connect_args,
+        "json_serializer": _json,
+        "json_deserializer": _json_loads,
+    }
+    engine, lazy_engine, read_engine = (create_engine(url, **options) for _ in range(3))
     for each in (engine, lazy_engine, read_engine):
         event.listen(each, "connect", _sqlite_pragmas)
     event.listen(lazy_engine, "connect", _sqlite_no_fsync)
