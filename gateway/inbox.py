@@ -23,8 +23,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Executable, Table, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -71,26 +70,6 @@ _COLUMNS: tuple[str, ...] = (
 )
 
 
-@cache
-def _insert_statement(dialect_name: str) -> Executable:
-    """One INSERT … ON CONFLICT DO NOTHING RETURNING id with bound parameters, compiled once per dialect."""
-    dialect: Any = postgresql if dialect_name == "postgresql" else sqlite
-    statement: Executable = (
-        dialect.insert(_INBOX)
-        .values({name: bindparam(name) for name in _COLUMNS})
-        .on_conflict_do_nothing(index_elements=["channel", "provider", "external_id"])
-        .returning(_INBOX.c.id)
-    )
-    return statement
-
-
-_FIND = select(_INBOX.c.id).where(
-    _INBOX.c.channel == bindparam("channel"),
-    _INBOX.c.provider == bindparam("provider"),
-    _INBOX.c.external_id == bindparam("external_id"),
-)
-
-
 def _row_values(item: InboxItem, received_at: datetime) -> dict[str, Any]:
     return {
         "channel": item.channel,
@@ -109,13 +88,7 @@ def _row_values(item: InboxItem, received_at: datetime) -> dict[str, Any]:
 
 def insert_inbox_row(session: Session, item: InboxItem, received_at: datetime) -> Accepted:
     """Insert one row, or find the one a previous delivery made. Runs inside the caller's transaction."""
-    values = _row_values(item, received_at)
-    connection = session.connection()
-    inserted = connection.execute(_insert_statement(connection.dialect.name), values).scalar_one_or_none()
-    if inserted is not None:
-        return Accepted(inbox_id=int(inserted), duplicate=False)
-    existing = connection.execute(_FIND, values).scalar_one()
-    return Accepted(inbox_id=int(existing), duplicate=True)
+    return insert_inbox_rows(session, [(item, received_at)])[0]
 
 
 # PostgreSQL: a whole group in one statement (one round trip, not one per row), compiled once.
@@ -139,7 +112,7 @@ _FIND_MANY = text(
 def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]]) -> list[Accepted]:
     """Insert a group of rows (or find those a previous delivery made), in the caller's transaction.
 
-    On PostgreSQL the group is two statements whatever its size; elsewhere one insert per row.
+    On PostgreSQL the group is two statements whatever its size; on SQLite one insert per row.
     Within a group, the first copy of a key is new and later copies are duplicates, as they would be
     one after the other.
     """
@@ -148,21 +121,13 @@ def insert_inbox_rows(session: Session, batch: list[tuple[InboxItem, datetime]])
         dbapi = connection.connection.driver_connection
         assert isinstance(dbapi, sqlite3.Connection)
         return _insert_sqlite_rows(dbapi, connection.dialect, batch)
-    if connection.dialect.name != "postgresql":
-        return [insert_inbox_row(session, item, received_at) for item, received_at in batch]
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     for item, received_at in batch:
-        columns["channel"].append(item.channel)
-        columns["provider"].append(item.provider)
-        columns["external_id"].append(item.external_id)
-        columns["received_at"].append(received_at)
-        columns["raw"].append(item.raw)
-        columns["headers"].append(orjson.dumps(without_secrets(item.headers)).decode())
-        columns["meta"].append(orjson.dumps(without_secrets(item.meta), option=orjson.OPT_NON_STR_KEYS).decode())
-        columns["status"].append(IGNORED if item.ignored_reason else PENDING)
-        columns["last_error"].append(item.ignored_reason)
-        columns["attempts"].append(0)
-        columns["next_attempt_at"].append(received_at)
+        values = _row_values(item, received_at)
+        for json_column in ("headers", "meta"):  # unnest takes the JSON columns as text
+            values[json_column] = orjson.dumps(values[json_column], option=orjson.OPT_NON_STR_KEYS).decode()
+        for name in _COLUMNS:
+            columns[name].append(values[name])
     inserted = {(c, p, e): int(i) for i, c, p, e in session.execute(_INSERT_MANY, columns).all()}
     keys = [(item.channel, item.provider, item.external_id) for item, _ in batch]
     existing: dict[tuple[str, str, str], int] = {}
